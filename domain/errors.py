@@ -1,0 +1,68 @@
+"""Errors of the ledger, under one base.
+
+LedgerError
++-- InvalidNotificationError   a payload that cannot become a ledger event (quarantined)
++-- MembershipNotFoundError    a query for a membership the ledger has never seen
++-- StorageUnavailableError    the event store cannot be reached (retry later)
++-- ConfigurationError         a bad database URL or setting
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class LedgerError(Exception):
+    """Base of every error the ledger raises on purpose."""
+
+
+class Reason(StrEnum):
+    """Stable quarantine reason codes. The values are a public contract: never rename one."""
+
+    NOT_JSON = "NOT_JSON"
+    NOT_AN_OBJECT = "NOT_AN_OBJECT"
+    UNKNOWN_EVENT = "UNKNOWN_EVENT"
+    MISSING_FIELD = "MISSING_FIELD"
+    BAD_NUMBER = "BAD_NUMBER"
+    BAD_TIMESTAMP = "BAD_TIMESTAMP"
+    BAD_DATE = "BAD_DATE"
+    BAD_VALUE = "BAD_VALUE"
+    ID_COLLISION = "ID_COLLISION"
+
+
+REASON_SENTENCES: dict[Reason, str] = {
+    Reason.NOT_JSON: "the body is not valid UTF-8 JSON",
+    Reason.NOT_AN_OBJECT: "the body is JSON but not an object",
+    Reason.UNKNOWN_EVENT: "the event name is not a partner-program notification",
+    Reason.MISSING_FIELD: "a required field is absent or empty",
+    Reason.BAD_NUMBER: "a field that must be an integer is not one",
+    Reason.BAD_TIMESTAMP: "createdAt is not a plausible epoch-milliseconds time",
+    Reason.BAD_DATE: "a date field is not a valid YYYY-MM-DD date",
+    Reason.BAD_VALUE: "a field has the wrong type (an object or list where text belongs)",
+    Reason.ID_COLLISION: "the eventId was already recorded with different business content",
+}
+
+
+class InvalidNotificationError(LedgerError):
+    """A payload that cannot be recorded. It is quarantined, never dropped.
+
+    ``reason`` is the stable code of the first problem found; ``detail`` is a sentence
+    naming every offending field and value.
+    """
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class MembershipNotFoundError(LedgerError):
+    """The ledger holds no event for the requested membership."""
+
+
+class StorageUnavailableError(LedgerError):
+    """The event store could not be reached or timed out; nothing was written."""
+
+
+class ConfigurationError(LedgerError):
+    """A setting (database URL, environment variable) is not usable as given."""

@@ -1,0 +1,407 @@
+"""The Ledger application: every payload is recorded, a duplicate, or quarantined.
+
+A batch of payloads is handled in one transaction: quarantine rows, new membership events and
+their inbox rows commit together or not at all. Duplicate detection reads the inbox first and
+relies on its unique indexes at commit time; a concurrent writer that wins the race turns our
+commit into an ``IntegrityError``, and the whole batch is tried again from the top (optimistic
+concurrency), this time seeing the other writer's rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, Literal, Protocol, cast
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    JSONTranscoder,
+    OperationalError,
+    StoredEvent,
+    Transcoding,
+)
+
+from domain.errors import (
+    InvalidNotificationError,
+    LedgerError,
+    MembershipNotFoundError,
+    Reason,
+    StorageUnavailableError,
+)
+from domain.membership import MembershipState, PartnerMembership, is_late, membership_id
+from domain.notifications import Notification, parse_notification
+
+MAX_ATTEMPTS = 20
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one payload."""
+
+    status: Literal["recorded", "duplicate", "quarantined"]
+    position: int | None = None
+    reason: str | None = None
+    detail: str | None = None
+    quarantine_id: str | None = None
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    membership_id: UUID
+    version: int
+    fingerprint: str
+    event_id: str | None
+    occurred_at_ms: int
+    recorded_at_us: int
+
+
+@dataclass(frozen=True)
+class QuarantineRow:
+    id: str
+    raw: bytes
+    reason: str
+    detail: str
+    received_at_us: int
+    is_receipt: bool = True
+
+
+@dataclass(frozen=True)
+class Resolution:
+    id: str
+    resolution: Literal["recorded", "duplicate"]
+    resolved_at_us: int
+
+
+class LedgerStore(Protocol):
+    """What the ledger needs from its recorder beyond the library's event storage."""
+
+    def find_recorded(
+        self, event_ids: Sequence[str], fingerprints: Sequence[str]
+    ) -> tuple[dict[str, str], set[str]]: ...
+
+    def select_streams(self, membership_ids: Sequence[UUID]) -> dict[UUID, list[StoredEvent]]: ...
+
+    def positions(self, membership_id: UUID) -> dict[int, int]: ...
+
+    def membership_ids(self) -> list[UUID]: ...
+
+    def quarantined(self, *, include_resolved: bool = False) -> list[dict[str, Any]]: ...
+
+    def quarantine_entry(self, id_prefix: str) -> list[dict[str, Any]]: ...
+
+    def counts(self) -> dict[str, int]: ...
+
+
+class DateAsISO(Transcoding):
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
+
+
+class ConcurrencyError(LedgerError):
+    """A batch kept losing races with other writers; nothing of it was written."""
+
+
+def quarantine_id(raw: bytes) -> str:
+    """Quarantine entries are addressed by content: the same bytes are one entry."""
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class Ledger(Application[UUID]):
+    """The partner-membership ledger."""
+
+    name = "PartnerLedger"
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        super().__init__(env)
+        self.conflicts = 0
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(DateAsISO())
+
+    @property
+    def store(self) -> LedgerStore:
+        return self.recorder  # type: ignore[return-value]
+
+    # --- writing -------------------------------------------------------------------------
+
+    def receive(
+        self, payloads: Sequence[bytes], *, received_at_us: int | None = None
+    ) -> list[Outcome]:
+        """Record a batch of raw payloads atomically; one outcome per payload, in order."""
+        received = received_at_us if received_at_us is not None else now_us()
+        parsed = [_parse(raw) for raw in payloads]
+        return self._record_with_retry(payloads, parsed, received, resolving=None)
+
+    def _record_with_retry(
+        self,
+        payloads: Sequence[bytes],
+        parsed: Sequence[Notification | InvalidNotificationError],
+        received_at_us: int,
+        resolving: Sequence[str] | None,
+    ) -> list[Outcome]:
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                return self._record_batch(payloads, parsed, received_at_us, resolving)
+            except IntegrityError:
+                self.conflicts += 1
+            except (OperationalError, InterfaceError) as error:
+                raise StorageUnavailableError(f"the event store is unavailable: {error}") from None
+        raise ConcurrencyError(f"gave up after {MAX_ATTEMPTS} concurrent-write conflicts")
+
+    def _record_batch(
+        self,
+        payloads: Sequence[bytes],
+        parsed: Sequence[Notification | InvalidNotificationError],
+        received_at_us: int,
+        resolving: Sequence[str] | None,
+    ) -> list[Outcome]:
+        valid = [item for item in parsed if isinstance(item, Notification)]
+        known_ids, known_fingerprints = self.store.find_recorded(
+            [n.event_id for n in valid if n.event_id], [n.fingerprint for n in valid]
+        )
+        memberships = self._load_all(valid)
+        outcomes: list[Outcome] = []
+        pending: list[tuple[PartnerMembership, int]] = []
+        quarantine: list[QuarantineRow] = []
+        for raw, parsed_item in zip(payloads, parsed, strict=True):
+            item = (
+                self._classify(parsed_item, known_ids, known_fingerprints)
+                if isinstance(parsed_item, Notification)
+                else parsed_item
+            )
+            if isinstance(item, InvalidNotificationError):
+                row = QuarantineRow(
+                    quarantine_id(raw),
+                    raw,
+                    item.reason,
+                    item.detail,
+                    received_at_us,
+                    is_receipt=resolving is None,
+                )
+                quarantine.append(row)
+                outcomes.append(
+                    Outcome(
+                        "quarantined", reason=item.reason, detail=item.detail, quarantine_id=row.id
+                    )
+                )
+            elif item is None:
+                outcomes.append(Outcome("duplicate"))
+            else:
+                membership = memberships[membership_id(*item.key)]
+                membership.record(item)
+                pending.append((membership, membership.version))
+                outcomes.append(Outcome("recorded"))
+        inbox = [_inbox_row(membership, version) for membership, version in pending]
+        resolutions = [
+            Resolution(qid, outcome.status, received_at_us)
+            for qid, outcome in zip(resolving or (), outcomes, strict=False)
+            if outcome.status != "quarantined"
+        ]
+        recordings = self.save(
+            *memberships.values(), inbox=inbox, quarantine=quarantine, resolutions=resolutions
+        )
+        positions = {
+            (r.notification.originator_id, r.notification.originator_version): r.notification.id
+            for r in recordings
+        }
+        recorded = iter(pending)
+        return [
+            Outcome("recorded", position=positions.get(_version_key(*next(recorded))))
+            if outcome.status == "recorded"
+            else outcome
+            for outcome in outcomes
+        ]
+
+    def _classify(
+        self, notification: Notification, known_ids: dict[str, str], known_fingerprints: set[str]
+    ) -> Notification | InvalidNotificationError | None:
+        """The notification to record, a collision to quarantine, or None for a duplicate.
+        Updates the known sets so later payloads of the same batch see this one."""
+        fingerprint = notification.fingerprint
+        event_id = notification.event_id
+        if event_id is not None and event_id in known_ids:
+            if known_ids[event_id] == fingerprint:
+                return None
+            return InvalidNotificationError(
+                Reason.ID_COLLISION,
+                f"eventId {event_id!r} was already recorded with different business content "
+                f"(fingerprint {known_ids[event_id][:12]}, this one {fingerprint[:12]})",
+            )
+        if fingerprint in known_fingerprints:
+            return None
+        known_fingerprints.add(fingerprint)
+        if event_id is not None:
+            known_ids[event_id] = fingerprint
+        return notification
+
+    def _load_all(self, notifications: Sequence[Notification]) -> dict[UUID, PartnerMembership]:
+        """The memberships these notifications are about, loaded in a few queries; a
+        membership never seen before is a new, empty one."""
+        keys = {membership_id(*n.key): n.key for n in notifications}
+        streams = self.store.select_streams(list(keys))
+        memberships: dict[UUID, PartnerMembership] = {}
+        for aggregate_id, key in keys.items():
+            membership: PartnerMembership | None = None
+            for stored in streams.get(aggregate_id, ()):
+                event = cast(PartnerMembership.Event, self.mapper.to_domain_event(stored))
+                membership = event.mutate(membership)
+            memberships[aggregate_id] = membership or PartnerMembership.new(*key)
+        return memberships
+
+    # --- quarantine ----------------------------------------------------------------------
+
+    def replay_quarantined(
+        self, id_prefixes: Sequence[str] | None = None
+    ) -> list[tuple[str, Outcome]]:
+        """Parse quarantined payloads again (after a fix) and record those that now pass.
+        With no ids, replays every open entry."""
+        if id_prefixes:
+            rows = [self.quarantine_entry(prefix) for prefix in id_prefixes]
+        else:
+            rows = [self.quarantine_entry(row["id"]) for row in self.store.quarantined()]
+        if not rows:
+            return []
+        payloads = [row["raw"] for row in rows]
+        outcomes = self._record_with_retry(
+            payloads,
+            [_parse(raw) for raw in payloads],
+            now_us(),
+            resolving=[row["id"] for row in rows],
+        )
+        return [(row["id"], outcome) for row, outcome in zip(rows, outcomes, strict=True)]
+
+    def quarantine_entry(self, id_prefix: str) -> dict[str, Any]:
+        rows = self.store.quarantine_entry(id_prefix)
+        if len(rows) != 1:
+            problem = "matches no" if not rows else "is ambiguous between several"
+            raise LedgerError(f"quarantine id {id_prefix!r} {problem} entries")
+        return rows[0]
+
+    # --- reading -------------------------------------------------------------------------
+
+    def membership(
+        self, org_id: int, customer_id: int, partner_program_id: int
+    ) -> PartnerMembership:
+        try:
+            return self.repository.get(membership_id(org_id, customer_id, partner_program_id))
+        except AggregateNotFoundError:
+            raise MembershipNotFoundError(
+                f"no membership for org {org_id}, customer {customer_id}, "
+                f"partner program {partner_program_id}"
+            ) from None
+
+    def memberships(self) -> Iterator[MembershipState]:
+        """Every membership's state, sorted by (org, customer, partner program)."""
+        states: list[MembershipState] = [self.repository.get(mid).state for mid in self.store.membership_ids()]
+        yield from sorted(states, key=lambda s: (s.org_id, s.customer_id, s.partner_program_id))
+
+    def history(
+        self, org_id: int, customer_id: int, partner_program_id: int
+    ) -> list[dict[str, Any]]:
+        """Every recorded event of one membership, in recording order, with what it changed."""
+        membership = self.membership(org_id, customer_id, partner_program_id)
+        positions = self.store.positions(membership.id)
+        steps = {step.event.originator_version: step for step in membership.steps}
+        entries = []
+        for event in membership.recorded:
+            step = steps[event.originator_version]
+            entries.append(
+                {
+                    "position": positions.get(event.originator_version),
+                    "version": event.originator_version,
+                    "recorded_at": iso(event.timestamp),
+                    "occurred_at": iso(event.occurred_at),
+                    "event": event.source["event_name"],
+                    "kind": event.kind.value,
+                    "update_type": getattr(event, "update_type", None),
+                    "source": dict(event.source),
+                    "changes": {
+                        name: [jsonable(before), jsonable(after)]
+                        for name, (before, after) in step.changes().items()
+                    },
+                    "applied": step.applied,
+                    "anomalies": list(event.anomalies),
+                    "late": is_late(event, membership.recorded),
+                }
+            )
+        return entries
+
+
+def _parse(raw: bytes) -> Notification | InvalidNotificationError:
+    try:
+        return parse_notification(raw)
+    except InvalidNotificationError as error:
+        return error
+
+
+def _inbox_row(membership: PartnerMembership, version: int) -> InboxRow:
+    event = membership.recorded[version - 1]
+    return InboxRow(
+        membership_id=membership.id,
+        version=version,
+        fingerprint=event.fingerprint,
+        event_id=event.source.get("event_id"),
+        occurred_at_ms=int(event.occurred_at.timestamp() * 1000),
+        recorded_at_us=int(event.timestamp.timestamp() * 1_000_000),
+    )
+
+
+def _version_key(membership: PartnerMembership, version: int) -> tuple[UUID, int]:
+    return (membership.id, version)
+
+
+EXPORT_FIELDS = (
+    "org_id",
+    "customer_id",
+    "partner_program_id",
+    "loyalty_program_id",
+    "partner_program_name",
+    "partner_program_type",
+    "status",
+    "link_inferred",
+    "linked_at",
+    "delinked_at",
+    "tier_number",
+    "tier_expiry_date",
+    "membership_number",
+    "membership_expiry_date",
+    "scheduled_expiry_date",
+    "last_update_type",
+    "last_reminder_at",
+    "event_count",
+)
+
+
+def iso(moment: datetime) -> str:
+    """ISO-8601 UTC with milliseconds and a Z."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def membership_record(state: MembershipState) -> dict[str, Any]:
+    """A membership as exported: exactly the export keys, JSON-ready."""
+    return {name: jsonable(getattr(state, name)) for name in EXPORT_FIELDS}

@@ -1,0 +1,437 @@
+"""The PartnerMembership aggregate: one (org, customer, partner program) membership.
+
+Events are recorded in arrival order; each keeps its occurrence time. The membership's state is
+the fold of all its recorded events sorted by occurrence time (ties: arrival order), so a late
+or reordered delivery never rolls state back and any arrival order of the same events gives the
+same state. Each event states what was true in Capillary when it occurred:
+
+=============  ==========================================  ==================================
+event          not linked yet, or delinked                 linked
+=============  ==========================================  ==================================
+Linked         opens a period (linked_at = occurrence)     same: a new period
+Updated        opens an *inferred* period, then applies    applies the fields present
+Delinked       DELINKED; already DELINKED: no change        closes the period
+Reminded       never seen: inferred period, then applies;  sets scheduled expiry and
+               DELINKED: recorded, no change               last_reminder_at
+=============  ==========================================  ==================================
+
+Anomalies (update after delink, link while linked, tier moved against UPGRADE...) are facts
+recorded on the event; they never reject a notification.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Final, NamedTuple
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from domain.notifications import Kind, Notification
+
+MEMBERSHIP_NAMESPACE: Final = UUID("6f1b0c2e-4d0a-5b8e-9c57-3a1e2f7d9b10")
+
+
+class Status(StrEnum):
+    LINKED = "LINKED"
+    DELINKED = "DELINKED"
+
+
+PERIOD_FIELDS: Final = (
+    "tier_number",
+    "tier_expiry_date",
+    "membership_number",
+    "membership_expiry_date",
+    "scheduled_expiry_date",
+    "last_update_type",
+    "last_reminder_at",
+)
+
+
+class MembershipState(NamedTuple):
+    """What the ledger knows about one membership: the fold of its events.
+
+    Immutable; a named tuple rather than a dataclass because the fold copies it for every
+    event, and ``_replace`` is an order of magnitude cheaper than ``dataclasses.replace``."""
+
+    org_id: int
+    customer_id: int
+    partner_program_id: int
+    loyalty_program_id: int | None = None
+    partner_program_name: str | None = None
+    partner_program_type: str | None = None
+    status: Status | None = None
+    link_inferred: bool = False
+    linked_at: datetime | None = None
+    delinked_at: datetime | None = None
+    tier_number: int | None = None
+    tier_expiry_date: date | None = None
+    membership_number: str | None = None
+    membership_expiry_date: date | None = None
+    scheduled_expiry_date: date | None = None
+    last_update_type: str | None = None
+    last_reminder_at: datetime | None = None
+    event_count: int = 0
+
+
+@dataclass(frozen=True)
+class Step:
+    """One event's effect in the occurrence-order fold."""
+
+    event: PartnerMembership.Recorded
+    before: MembershipState
+    after: MembershipState
+    anomalies: tuple[str, ...]
+    applied: bool
+
+    def changes(self) -> dict[str, tuple[Any, Any]]:
+        """Fields this event changed: name -> (before, after). ``event_count`` is left out."""
+        return {
+            name: (before, after)
+            for name, before, after in zip(
+                MembershipState._fields, self.before, self.after, strict=True
+            )
+            if name != "event_count" and before != after
+        }
+
+
+def membership_id(org_id: int, customer_id: int, partner_program_id: int) -> UUID:
+    """The aggregate id of a membership, derived from its natural key."""
+    return uuid5(MEMBERSHIP_NAMESPACE, f"{org_id}/{customer_id}/{partner_program_id}")
+
+
+class PartnerMembership(Aggregate):
+    """A customer's membership of one partner program, in one org."""
+
+    TOPIC: ClassVar[str] = "partner_ledger.PartnerMembership"
+
+    class Event(Aggregate.Event):
+        """Every membership event. The first one also creates the aggregate: there is no
+        separate 'created' event, so each stored event is exactly one notification."""
+
+        TOPIC: ClassVar[str] = "partner_ledger.PartnerMembership.Event"
+
+        def mutate(self, aggregate: Any) -> Any:
+            if aggregate is None:
+                aggregate = PartnerMembership.shell(self.originator_id, self.timestamp)
+            return super().mutate(aggregate)
+
+    class Recorded(Event):
+        """A notification recorded against this membership."""
+
+        TOPIC: ClassVar[str] = "partner_ledger.PartnerMembership.Recorded"
+        kind: ClassVar[Kind]
+
+        org_id: int
+        customer_id: int
+        partner_program_id: int
+        occurred_at: datetime
+        loyalty_program_id: int
+        partner_program_name: str | None
+        partner_program_type: str | None
+        details: dict[str, Any]
+        fingerprint: str
+        source: dict[str, str | None]
+        identifiers: dict[str, str]
+        anomalies: list[str]
+
+        def apply(self, aggregate: PartnerMembership) -> None:
+            aggregate.arrived(self)
+
+    class Linked(Recorded):
+        TOPIC: ClassVar[str] = "partner_ledger.PartnerMembership.Linked"
+        kind: ClassVar[Kind] = Kind.LINKED
+
+    class Updated(Recorded):
+        TOPIC: ClassVar[str] = "partner_ledger.PartnerMembership.Updated"
+        kind: ClassVar[Kind] = Kind.UPDATED
+        update_type: str | None
+
+    class Delinked(Recorded):
+        TOPIC: ClassVar[str] = "partner_ledger.PartnerMembership.Delinked"
+        kind: ClassVar[Kind] = Kind.DELINKED
+
+    class ExpiryReminded(Recorded):
+        TOPIC: ClassVar[str] = "partner_ledger.PartnerMembership.ExpiryReminded"
+        kind: ClassVar[Kind] = Kind.REMINDED
+        scheduled_expiry_date: date
+
+    @staticmethod
+    def shell(aggregate_id: UUID, timestamp: datetime) -> PartnerMembership:
+        """An empty membership at version 0, before its first event."""
+        membership = PartnerMembership.__new__(PartnerMembership)
+        membership.__base_init__(
+            originator_id=aggregate_id, originator_version=0, timestamp=timestamp
+        )
+        membership.recorded = []
+        membership._folded = None
+        membership._latest_occurrence = datetime.min.replace(tzinfo=UTC)
+        return membership
+
+    @classmethod
+    def new(cls, org_id: int, customer_id: int, partner_program_id: int) -> PartnerMembership:
+        """A membership the ledger has not seen yet; its first recorded event creates it."""
+        aggregate_id = membership_id(org_id, customer_id, partner_program_id)
+        return cls.shell(aggregate_id, cls.Event.create_timestamp())
+
+    recorded: list[Recorded]
+    _folded: tuple[MembershipState, list[Step]] | None
+    _latest_occurrence: datetime
+
+    # --- commands --------------------------------------------------------------------------
+
+    def record(self, notification: Notification) -> None:
+        """Record a notification as the next event, whatever its kind."""
+        commands = {
+            Kind.LINKED: self.link,
+            Kind.UPDATED: self.update,
+            Kind.DELINKED: self.delink,
+            Kind.REMINDED: self.remind,
+        }
+        commands[notification.kind](notification)
+
+    def link(self, notification: Notification) -> None:
+        self._trigger(self.Linked, notification)
+
+    def update(self, notification: Notification) -> None:
+        self._trigger(self.Updated, notification, update_type=notification.update_type)
+
+    def delink(self, notification: Notification) -> None:
+        self._trigger(self.Delinked, notification)
+
+    def remind(self, notification: Notification) -> None:
+        self._trigger(
+            self.ExpiryReminded,
+            notification,
+            scheduled_expiry_date=notification.scheduled_expiry_date,
+        )
+
+    def _trigger(
+        self, event_class: type[Recorded], notification: Notification, **extra: Any
+    ) -> None:
+        fields = _event_fields(notification) | extra
+        timestamp = event_class.create_timestamp()
+        # Learn which anomalies the candidate brings, so that they are recorded on the event
+        # itself: what the ledger saw when the event arrived.
+        candidate = event_class(  # type: ignore[call-arg]
+            originator_id=self.id,
+            originator_version=self.version + 1,
+            timestamp=timestamp,
+            anomalies=[],
+            **fields,
+        )
+        if self._sorts_last(candidate):
+            found = advance(self._current(notification.key), candidate).anomalies
+        else:
+            _, steps = fold(notification.key, [*self.recorded, candidate])
+            found = next(step.anomalies for step in steps if step.event is candidate)
+        anomalies = list(dict.fromkeys([*notification.anomalies, *found]))
+        self.trigger_event(event_class, timestamp=timestamp, anomalies=anomalies, **fields)
+
+    def _sorts_last(self, event: Recorded) -> bool:
+        """True when ``event`` occurred no earlier than every recorded event: the common
+        in-order case, where the fold only needs one more step."""
+        return not self.recorded or event.occurred_at >= self._latest_occurrence
+
+    def _current(self, key: tuple[int, int, int]) -> MembershipState:
+        return self.state if self.recorded else MembershipState(*key)
+
+    # --- state -----------------------------------------------------------------------------
+
+    def arrived(self, event: Recorded) -> None:
+        if self._folded is not None and self._sorts_last(event):
+            state, steps = self._folded
+            step = advance(state, event)
+            self._folded = (step.after, [*steps, step])
+        else:
+            self._folded = None
+        self.recorded.append(event)
+        if event.occurred_at > self._latest_occurrence:
+            self._latest_occurrence = event.occurred_at
+
+    @property
+    def key(self) -> tuple[int, int, int]:
+        first = self.recorded[0] if self.recorded else None
+        if first is None:
+            raise LookupError("a membership has no key before its first event")
+        return (first.org_id, first.customer_id, first.partner_program_id)
+
+    def _fold(self) -> tuple[MembershipState, list[Step]]:
+        if self._folded is None:
+            self._folded = fold(self.key, self.recorded)
+        return self._folded
+
+    @property
+    def state(self) -> MembershipState:
+        """The current state: the occurrence-order fold of every recorded event."""
+        return self._fold()[0]
+
+    @property
+    def steps(self) -> list[Step]:
+        """Each event's effect, in occurrence order."""
+        return self._fold()[1]
+
+    def fingerprints(self) -> set[str]:
+        return {event.fingerprint for event in self.recorded}
+
+
+def _event_fields(notification: Notification) -> dict[str, Any]:
+    return {
+        "org_id": notification.org_id,
+        "customer_id": notification.customer_id,
+        "partner_program_id": notification.partner_program_id,
+        "occurred_at": notification.occurred_at,
+        "loyalty_program_id": notification.loyalty_program_id,
+        "partner_program_name": notification.partner_program_name,
+        "partner_program_type": notification.partner_program_type,
+        "details": notification.details.present(),
+        "fingerprint": notification.fingerprint,
+        "source": {
+            "event_name": notification.event_name,
+            "event_id": notification.event_id,
+            "ref_id": notification.ref_id,
+            "api_request_id": notification.api_request_id,
+            "shape": notification.shape.value,
+        },
+        "identifiers": notification.identifiers.model_dump(exclude_none=True),
+    }
+
+
+# --- the fold ------------------------------------------------------------------------------
+
+
+def occurrence_order(events: Iterable[PartnerMembership.Recorded]) -> list[Any]:
+    """Events sorted by occurrence time; ties keep arrival (recording) order."""
+    return sorted(events, key=lambda e: (e.occurred_at, e.originator_version))
+
+
+def fold(
+    key: tuple[int, int, int], events: Sequence[PartnerMembership.Recorded]
+) -> tuple[MembershipState, list[Step]]:
+    """Fold events in occurrence order into a state, keeping each event's step."""
+    state = MembershipState(*key)
+    steps: list[Step] = []
+    for event in occurrence_order(events):
+        step = advance(state, event)
+        steps.append(step)
+        state = step.after
+    return state, steps
+
+
+def advance(state: MembershipState, event: PartnerMembership.Recorded) -> Step:
+    """One step of the fold: ``event`` applied to ``state``."""
+    after, anomalies, applied = _apply(state, event)
+    if applied:
+        after = _with_program(after, event, anomalies)
+    after = after._replace(event_count=state.event_count + 1)
+    return Step(event, state, after, tuple(anomalies), applied)
+
+
+_RESET: Final[dict[str, Any]] = dict.fromkeys(PERIOD_FIELDS)
+
+
+def _open_period(state: MembershipState, *, linked_at: datetime | None) -> MembershipState:
+    return state._replace(
+        status=Status.LINKED,
+        linked_at=linked_at,
+        link_inferred=linked_at is None,
+        delinked_at=None,
+        **_RESET,
+    )
+
+
+def _apply(
+    state: MembershipState, event: PartnerMembership.Recorded
+) -> tuple[MembershipState, list[str], bool]:
+    """One event's effect: the new state, the anomalies it shows, whether it applied."""
+    anomalies: list[str] = []
+    at = event.occurred_at
+    if event.kind is Kind.LINKED:
+        if state.status is Status.LINKED:
+            anomalies.append("LINK_WHILE_LINKED")
+        opened = _open_period(state, linked_at=at)
+        return opened._replace(**event.details), anomalies, True
+
+    if event.kind is Kind.DELINKED:
+        if state.status is Status.DELINKED:
+            anomalies.append("DOUBLE_DELINK")
+            return state, anomalies, False
+        if state.status is None:
+            anomalies.append("DELINK_WITHOUT_LINK")
+        return state._replace(status=Status.DELINKED, delinked_at=at), anomalies, True
+
+    if event.kind is Kind.REMINDED:
+        if state.status is Status.DELINKED:
+            anomalies.append("REMINDER_AFTER_DELINK")
+            return state, anomalies, False
+        if state.status is None:
+            anomalies.append("REMINDER_WITHOUT_LINK")
+            state = _open_period(state, linked_at=None)
+        assert isinstance(event, PartnerMembership.ExpiryReminded)
+        expiry = event.scheduled_expiry_date
+        if state.membership_expiry_date is not None and state.membership_expiry_date != expiry:
+            anomalies.append("EXPIRY_MISMATCH")
+        if state.partner_program_type == "EXTERNAL":
+            anomalies.append("REMINDER_FOR_EXTERNAL")
+        reminded = state._replace(scheduled_expiry_date=expiry, last_reminder_at=at)
+        return reminded, anomalies, True
+
+    assert isinstance(event, PartnerMembership.Updated)
+    if state.status is not Status.LINKED:
+        anomalies.append("UPDATE_AFTER_DELINK" if state.status else "UPDATE_WITHOUT_LINK")
+        state = _open_period(state, linked_at=None)
+    anomalies.extend(_tier_direction(state.tier_number, event))
+    updated = state._replace(**event.details)
+    if event.update_type is not None:
+        updated = updated._replace(last_update_type=event.update_type)
+    return updated, anomalies, True
+
+
+def _tier_direction(before: int | None, event: PartnerMembership.Updated) -> list[str]:
+    after = event.details.get("tier_number")
+    if before is None or after is None:
+        return []
+    against = (event.update_type == "UPGRADE" and after < before) or (
+        event.update_type == "DOWNGRADE" and after > before
+    )
+    return ["TIER_AGAINST_UPDATE_TYPE"] if against else []
+
+
+def _with_program(
+    state: MembershipState, event: PartnerMembership.Recorded, anomalies: list[str]
+) -> MembershipState:
+    """Program fields take the value of the latest applied event that carries them."""
+    changes: dict[str, Any] = {"loyalty_program_id": event.loyalty_program_id}
+    if state.loyalty_program_id not in (None, event.loyalty_program_id):
+        anomalies.append("LOYALTY_PROGRAM_CHANGED")
+    if event.partner_program_name is not None:
+        changes["partner_program_name"] = event.partner_program_name
+    if event.partner_program_type is not None:
+        if state.partner_program_type not in (None, event.partner_program_type):
+            anomalies.append("PROGRAM_TYPE_CHANGED")
+        changes["partner_program_type"] = event.partner_program_type
+    return state._replace(**changes)
+
+
+def is_late(event: PartnerMembership.Recorded, recorded: Sequence[Any]) -> bool:
+    """An event arrived late when an event recorded before it occurred after it."""
+    return any(
+        other.originator_version < event.originator_version
+        and other.occurred_at > event.occurred_at
+        for other in recorded
+    )
+
+
+__all__ = [
+    "MembershipState",
+    "PartnerMembership",
+    "Status",
+    "Step",
+    "fold",
+    "is_late",
+    "membership_id",
+    "occurrence_order",
+]

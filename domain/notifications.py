@@ -1,0 +1,490 @@
+"""What Capillary said: its payload shapes, normalized into one validated `Notification`.
+
+Capillary sends each partner-program notification in one of several JSON shapes, detected per
+message (never per event type):
+
+- **A** envelope: ``eventId, eventType, consumerGroupId, actionType, timeStamp,
+  attributes{createdAt, data, eventName, refId, apiRequestId, orgId}``;
+- **B** flat: ``eventName, eventId, orgId, refId, apiRequestId, createdAt, data, loyaltyEventId``;
+- **C** newer flat webhook: like B plus ``eventSearchKey``, often without ``eventId``;
+- **R** raw event log: ``eventName, eventLogId, data, ..., traceAttributes, orgId``.
+
+Normalization: every key is stripped at every depth (``"orgId "`` is ``orgId``), so is every
+string value (``"Drivers "`` is ``Drivers``); mobile numbers lose all inner whitespace. Ids are
+integers (int, integral float or digit string); ``createdAt`` is epoch milliseconds and is the
+occurrence time (``timeStamp`` in shape A is delivery time). Anything that does not fit raises
+`InvalidNotificationError` with a stable reason code and a sentence naming each offending field.
+Payload key names never leave this module: the rest of the ledger sees `Notification` only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from functools import cached_property
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from collections.abc import Mapping
+from typing import Annotated, Any, Final, Self
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic_core import PydanticCustomError
+
+from domain.errors import InvalidNotificationError, Reason
+
+
+class Shape(StrEnum):
+    """Which JSON shape a notification came in."""
+
+    A = "A"
+    B = "B"
+    C = "C"
+    R = "R"
+
+
+class Kind(StrEnum):
+    """What a notification says happened to a membership."""
+
+    LINKED = "linked"
+    UPDATED = "updated"
+    DELINKED = "delinked"
+    REMINDED = "reminded"
+
+
+EVENT_KINDS: Final[dict[str, Kind]] = {
+    "partnerProgramLinked": Kind.LINKED,
+    "partnerProgramUpdated": Kind.UPDATED,
+    "partnerProgramDelinked": Kind.DELINKED,
+    "supplementaryMembershipExpiryReminder": Kind.REMINDED,
+    "PP_EXPIRY_JOB": Kind.UPDATED,
+}
+RENEWAL_JOB: Final = "PP_EXPIRY_JOB"
+KNOWN_PROGRAM_TYPES: Final = frozenset({"EXTERNAL", "SUPPLEMENTARY"})
+KNOWN_UPDATE_TYPES: Final = frozenset(
+    {
+        "UPGRADE",
+        "DOWNGRADE",
+        "RENEW",
+        "MEMBERSHIP_RENEWAL_INITIATION",
+        "MEMBERSHIP_RELINKING_CANCELLED",
+    }
+)
+
+# createdAt must fall in [2000-01-01, 2100-01-01): the raw event-log samples carry
+# placeholders such as 3563, which are integers but not times anyone could mean.
+_EARLIEST_MS: Final = 946_684_800_000
+_LATEST_MS: Final = 4_102_444_800_000
+_MAX_ID: Final = 2**63 - 1
+_INTEGER = re.compile(r"[+-]?\d{1,20}")
+_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[ T]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?)?")
+_ORG_PREFIX = re.compile(r"^\d+_")
+_MAX_DEPTH: Final = 64
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _integer(value: Any, *, minimum: int) -> int:
+    if isinstance(value, bool):
+        number = None
+    elif isinstance(value, int):
+        number = value
+    elif (isinstance(value, float) and value.is_integer()) or (
+        isinstance(value, str) and _INTEGER.fullmatch(value)
+    ):
+        number = int(value)
+    else:
+        number = None
+    if number is None:
+        raise PydanticCustomError(
+            "bad_number", "{value} is not an integer", {"value": _shown(value)}
+        )
+    if not minimum <= number <= _MAX_ID:
+        raise PydanticCustomError(
+            "bad_number",
+            "{value} is out of range (must be {minimum} to 2^63-1)",
+            {"value": _shown(value), "minimum": minimum},
+        )
+    return number
+
+
+def _identifier(value: Any) -> int:
+    return _integer(value, minimum=1)
+
+
+def _tier_number(value: Any) -> int | None:
+    return None if value is None else _integer(value, minimum=0)
+
+
+def _epoch_millis(value: Any) -> int:
+    try:
+        millis = _integer(value, minimum=0)
+    except PydanticCustomError:
+        raise PydanticCustomError(
+            "bad_timestamp", "{value} is not epoch milliseconds", {"value": _shown(value)}
+        ) from None
+    if not _EARLIEST_MS <= millis < _LATEST_MS:
+        raise PydanticCustomError(
+            "bad_timestamp",
+            "{value} is not a plausible epoch-milliseconds time (2000 to 2100)",
+            {"value": _shown(value)},
+        )
+    return millis
+
+
+def _calendar_date(value: Any) -> date | None:
+    if value is None:
+        return None
+    match = _DATE.fullmatch(value) if isinstance(value, str) else None
+    try:
+        if match is None:
+            raise ValueError
+        return date.fromisoformat(match.group(1))
+    except ValueError:
+        raise PydanticCustomError(
+            "bad_date", "{value} is not a YYYY-MM-DD date", {"value": _shown(value)}
+        ) from None
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value or None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise PydanticCustomError("bad_value", "{value} is not text", {"value": _shown(value)})
+
+
+def _upper_text(value: Any) -> str | None:
+    text = _text(value)
+    return text.upper() if text else None
+
+
+Identifier = Annotated[int, BeforeValidator(_identifier)]
+EpochMillis = Annotated[int, BeforeValidator(_epoch_millis)]
+TierNumber = Annotated[int | None, BeforeValidator(_tier_number)]
+CalendarDate = Annotated[date | None, BeforeValidator(_calendar_date)]
+Text = Annotated[str | None, BeforeValidator(_text)]
+UpperText = Annotated[str | None, BeforeValidator(_upper_text)]
+
+
+class Details(BaseModel):
+    """The membership details a notification carries. Absent is not the same as null:
+    ``model_fields_set`` holds exactly the fields the payload named."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tier_number: TierNumber = None
+    tier_expiry_date: CalendarDate = None
+    membership_number: Text = None
+    membership_expiry_date: CalendarDate = None
+
+    def present(self) -> dict[str, Any]:
+        """The fields the payload named, with their (possibly null) values."""
+        return {name: getattr(self, name) for name in sorted(self.model_fields_set)}
+
+
+class Identifiers(BaseModel):
+    """Customer identifiers: personal data, kept with the event and never logged."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mobile: str | None = None
+    email: str | None = None
+    external_id: str | None = None
+
+
+class Notification(BaseModel):
+    """One validated, normalized Capillary notification about one membership."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_name: str
+    kind: Kind
+    shape: Shape
+    org_id: Identifier
+    customer_id: Identifier
+    partner_program_id: Identifier
+    loyalty_program_id: Identifier
+    occurred_at_ms: EpochMillis
+    partner_program_name: Text = None
+    partner_program_type: UpperText = None
+    update_type: UpperText = None
+    details: Details = Details()
+    scheduled_expiry_date: CalendarDate = None
+    event_id: Text = None
+    ref_id: Text = None
+    api_request_id: Text = None
+    identifiers: Identifiers = Identifiers()
+    anomalies: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[int, int, int]:
+        """The membership this notification is about: (org, customer, partner program)."""
+        return (self.org_id, self.customer_id, self.partner_program_id)
+
+    @property
+    def occurred_at(self) -> datetime:
+        return datetime.fromtimestamp(self.occurred_at_ms / 1000, tz=UTC)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        copied = super().model_copy(update=update, deep=deep)
+        copied.__dict__.pop("fingerprint", None)  # computed from fields that may have changed
+        return copied
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """SHA-256 of the business content: what happened, to whom, when. Delivery metadata
+        (``refId``, ``apiRequestId``, ``eventId``, shape, whitespace) does not count."""
+        content = {
+            "event": self.kind.value,
+            "org": self.org_id,
+            "customer": self.customer_id,
+            "program": self.partner_program_id,
+            "occurred_at_ms": self.occurred_at_ms,
+            "update_type": self.update_type,
+            "details": {k: _canonical(v) for k, v in self.details.present().items()},
+            "scheduled_expiry_date": _canonical(self.scheduled_expiry_date),
+        }
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+# --- parsing -----------------------------------------------------------------------------
+
+
+def parse_notification(raw: bytes | str) -> Notification:
+    """Parse and normalize one payload, or raise `InvalidNotificationError`."""
+    try:
+        text = raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw
+        body = json.loads(text, parse_constant=_reject_constant)
+    except UnicodeDecodeError as error:
+        raise InvalidNotificationError(
+            Reason.NOT_JSON, f"the body is not UTF-8 ({error.reason} at byte {error.start})"
+        ) from None
+    except RecursionError:
+        raise InvalidNotificationError(Reason.NOT_JSON, "the JSON is nested too deeply") from None
+    except ValueError as error:
+        raise InvalidNotificationError(Reason.NOT_JSON, f"the body is not JSON ({error})") from None
+    return parse_object(body)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def parse_object(body: Any) -> Notification:
+    """Normalize an already decoded JSON value, or raise `InvalidNotificationError`."""
+    if not isinstance(body, dict):
+        raise InvalidNotificationError(
+            Reason.NOT_AN_OBJECT, f"the body is a JSON {_json_type(body)}, not an object"
+        )
+    anomalies: list[str] = []
+    body = _strip(body, anomalies, depth=0)
+    fields, paths = _extract(body, anomalies)
+    try:
+        notification = Notification.model_validate(fields)
+    except ValidationError as error:
+        raise _invalid(error, paths) from None
+    return _with_value_anomalies(notification)
+
+
+def _json_type(value: Any) -> str:
+    names = {list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
+
+
+def _strip(value: Any, anomalies: list[str], *, depth: int) -> Any:
+    """Strip whitespace around every key and string value, at every depth."""
+    if depth > _MAX_DEPTH:
+        return value
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, list):
+        return [_strip(item, anomalies, depth=depth + 1) for item in value]
+    if isinstance(value, dict):
+        stripped: dict[str, Any] = {}
+        for key, item in value.items():
+            clean = key.strip()
+            if clean in stripped:
+                # Two keys that differ only in whitespace: the first one wins.
+                anomalies.append("KEY_COLLISION")
+                continue
+            stripped[clean] = _strip(item, anomalies, depth=depth + 1)
+        return stripped
+    return value
+
+
+def _event_name(body: dict[str, Any], envelope: dict[str, Any], prefix: str) -> str:
+    name = envelope.get("eventName") or body.get("eventName")
+    if name is None and isinstance(body.get("eventType"), str):
+        name = _ORG_PREFIX.sub("", body["eventType"])
+    if name is None or name == "":
+        raise InvalidNotificationError(Reason.MISSING_FIELD, f"{prefix}eventName is absent")
+    if not isinstance(name, str) or name not in EVENT_KINDS:
+        raise InvalidNotificationError(
+            Reason.UNKNOWN_EVENT,
+            f"{prefix}eventName {_shown(name)} is not one of {', '.join(EVENT_KINDS)}",
+        )
+    return name
+
+
+def _shape(body: dict[str, Any]) -> Shape:
+    if isinstance(body.get("attributes"), dict):
+        return Shape.A
+    if "eventLogId" in body or "traceAttributes" in body:
+        return Shape.R
+    if "eventSearchKey" in body:
+        return Shape.C
+    return Shape.B
+
+
+def _object(parent: dict[str, Any], key: str, path: str) -> dict[str, Any]:
+    value = parent.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidNotificationError(
+            Reason.BAD_VALUE, f"{path} is a JSON {_json_type(value)}, not an object"
+        )
+    return value
+
+
+_DETAIL_KEYS: Final = {
+    "partnerTierNumber": "tier_number",
+    "partnerTierExpiryDate": "tier_expiry_date",
+    "membershipNumber": "membership_number",
+    "membershipExpiryDate": "membership_expiry_date",
+}
+
+
+def _extract(body: dict[str, Any], anomalies: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Pick the fields out of whichever shape this is; return them with their payload paths."""
+    shape = _shape(body)
+    envelope, prefix = (body["attributes"], "attributes.") if shape is Shape.A else (body, "")
+    event_name = _event_name(body, envelope, prefix)
+    data = _object(envelope, "data", f"{prefix}data")
+    customer = _object(data, "customerIdentifiers", f"{prefix}data.customerIdentifiers")
+    instore = _object(customer, "instore", f"{prefix}data.customerIdentifiers.instore")
+    cpd_path = f"{prefix}data.customerPartnerProgramDetails"
+    cpd = _object(data, "customerPartnerProgramDetails", cpd_path)
+
+    paths = {
+        "org_id": f"{prefix}orgId",
+        "occurred_at_ms": f"{prefix}createdAt",
+        "customer_id": f"{prefix}data.customerIdentifiers.customerId",
+        "partner_program_id": f"{prefix}data.partnerProgramId",
+        "loyalty_program_id": f"{prefix}data.loyaltyProgramId",
+        "partner_program_name": f"{prefix}data.partnerProgramName",
+        "partner_program_type": f"{prefix}data.partnerProgramType",
+        "update_type": f"{prefix}data.updateType",
+        "scheduled_expiry_date": f"{prefix}data.scheduledExpiryDate",
+        "event_id": "eventId",
+        "ref_id": f"{prefix}refId",
+        "api_request_id": f"{prefix}apiRequestId",
+    }
+    paths.update({f"details.{name}": f"{cpd_path}.{key}" for key, name in _DETAIL_KEYS.items()})
+
+    fields: dict[str, Any] = {
+        "event_name": event_name,
+        "kind": EVENT_KINDS[event_name],
+        "shape": shape,
+        "org_id": envelope.get("orgId"),
+        "occurred_at_ms": envelope.get("createdAt"),
+        "customer_id": customer.get("customerId"),
+        "partner_program_id": data.get("partnerProgramId"),
+        "loyalty_program_id": data.get("loyaltyProgramId"),
+        "partner_program_name": data.get("partnerProgramName"),
+        "partner_program_type": data.get("partnerProgramType"),
+        "update_type": data.get("updateType"),
+        "details": {name: cpd[key] for key, name in _DETAIL_KEYS.items() if key in cpd},
+        "scheduled_expiry_date": data.get("scheduledExpiryDate"),
+        "event_id": body.get("eventId", envelope.get("eventId")),
+        "ref_id": envelope.get("refId"),
+        "api_request_id": envelope.get("apiRequestId"),
+        "identifiers": _identifiers(instore),
+    }
+    required = ["org_id", "occurred_at_ms", "customer_id", "partner_program_id"]
+    required += ["loyalty_program_id"]
+    if fields["kind"] is Kind.REMINDED:
+        required.append("scheduled_expiry_date")
+    missing = [paths[name] for name in required if fields[name] in (None, "")]
+    if missing:
+        raise InvalidNotificationError(
+            Reason.MISSING_FIELD,
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} absent or empty",
+        )
+    if event_name == RENEWAL_JOB:
+        sent = fields["update_type"]
+        if isinstance(sent, str) and sent and sent.upper() != "RENEW":
+            anomalies.append("RENEWAL_JOB_UPDATE_TYPE_OVERRIDDEN")
+        fields["update_type"] = "RENEW"
+    entity = data.get("entityInformation")
+    entity_id = entity.get("entityId") if isinstance(entity, dict) else None
+    if entity_id not in (None, "") and str(entity_id).removesuffix(".0") != str(
+        fields["customer_id"]
+    ):
+        anomalies.append("ENTITY_ID_MISMATCH")
+    fields["anomalies"] = tuple(anomalies)
+    return fields, paths
+
+
+def _identifiers(instore: dict[str, Any]) -> dict[str, str]:
+    found = {
+        "mobile": instore.get("mobile"),
+        "email": instore.get("email"),
+        "external_id": instore.get("externalId"),
+    }
+    identifiers = {k: str(v) for k, v in found.items() if isinstance(v, str | int) and v != ""}
+    if "mobile" in identifiers:
+        identifiers["mobile"] = "".join(identifiers["mobile"].split())
+    return identifiers
+
+
+_ERROR_REASONS: Final = {
+    "missing": Reason.MISSING_FIELD,
+    "bad_number": Reason.BAD_NUMBER,
+    "bad_timestamp": Reason.BAD_TIMESTAMP,
+    "bad_date": Reason.BAD_DATE,
+    "bad_value": Reason.BAD_VALUE,
+}
+_PRIORITY: Final = [
+    Reason.MISSING_FIELD,
+    Reason.BAD_VALUE,
+    Reason.BAD_NUMBER,
+    Reason.BAD_TIMESTAMP,
+    Reason.BAD_DATE,
+]
+
+
+def _invalid(error: ValidationError, paths: dict[str, str]) -> InvalidNotificationError:
+    reasons: list[Reason] = []
+    sentences: list[str] = []
+    for problem in error.errors(include_url=False):
+        field = ".".join(str(part) for part in problem["loc"])
+        reasons.append(_ERROR_REASONS.get(problem["type"], Reason.BAD_VALUE))
+        sentences.append(f"{paths.get(field, field)}: {problem['msg']}")
+    reason = min(reasons, key=_PRIORITY.index)
+    return InvalidNotificationError(reason, "; ".join(sentences))
+
+
+def _with_value_anomalies(notification: Notification) -> Notification:
+    """Open sets are kept as sent; an unknown value is an anomaly, never a rejection."""
+    found = list(notification.anomalies)
+    program_type = notification.partner_program_type
+    if program_type is not None and program_type not in KNOWN_PROGRAM_TYPES:
+        found.append("UNKNOWN_PROGRAM_TYPE")
+    update_type = notification.update_type
+    if update_type is not None and update_type not in KNOWN_UPDATE_TYPES:
+        found.append("UNKNOWN_UPDATE_TYPE")
+    if notification.kind is Kind.UPDATED and update_type is None:
+        found.append("UPDATE_TYPE_ABSENT")
+    if tuple(found) == notification.anomalies:
+        return notification
+    return notification.model_copy(update={"anomalies": tuple(found)})

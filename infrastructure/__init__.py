@@ -1,0 +1,1 @@
+"""How the ledger is stored and reached: settings, recorders, the command line."""

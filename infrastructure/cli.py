@@ -1,0 +1,292 @@
+"""The ``partner-ledger`` command line: a thin door onto the Ledger application.
+
+Every error a user can cause (bad URL, unreachable database, unreadable file, unknown
+membership) is one sentence on stderr and exit status 1; usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from domain.errors import LedgerError
+from domain.ledger import EXPORT_FIELDS, Ledger, Outcome, iso, membership_record
+from infrastructure.progress import Progress
+from infrastructure.settings import Settings
+from infrastructure.sources import open_source, payloads
+from infrastructure.wiring import open_ledger
+
+Handler = Callable[[argparse.Namespace, Ledger], int]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        settings = Settings(db=args.db) if args.db else Settings()
+        with open_ledger(settings) as ledger:
+            return int(args.handler(args, ledger))
+    except LedgerError as error:
+        print(f"partner-ledger: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("partner-ledger: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="partner-ledger",
+        description="An auditable ledger of Capillary partner-program memberships.",
+    )
+    parser.add_argument(
+        "--db",
+        help="sqlite:///PATH or postgresql://USER@HOST:PORT/DB "
+        "(default: $PARTNER_LEDGER_DB, else sqlite:///ledger.db)",
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    ingest = commands.add_parser("ingest", help="record notifications from a file or stdin")
+    ingest.add_argument("path", metavar="PATH|-", help="JSON Lines file, .json file, or -")
+    ingest.add_argument("--json", action="store_true", help="print one JSON summary object")
+    ingest.add_argument("--batch-size", type=int, default=None, help="payloads per transaction")
+    ingest.set_defaults(handler=_ingest)
+
+    export = commands.add_parser("export", help="write a view as JSON Lines or CSV")
+    export.add_argument("view", choices=["memberships"])
+    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    export.set_defaults(handler=_export)
+
+    for name, handler, text in (
+        ("membership", _membership, "one membership's current state"),
+        ("history", _history, "every recorded event of one membership"),
+    ):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("org", type=int, metavar="ORG")
+        command.add_argument("customer", type=int, metavar="CUSTOMER")
+        command.add_argument("program", type=int, metavar="PROGRAM")
+        command.add_argument("--json", action="store_true")
+        command.set_defaults(handler=handler)
+
+    quarantine = commands.add_parser("quarantine", help="payloads that could not be recorded")
+    actions = quarantine.add_subparsers(title="actions", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", help="open entries (--all: also resolved)")
+    listing.add_argument("--all", action="store_true")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=_quarantine_list)
+    show = actions.add_parser("show", help="one entry with its raw bytes")
+    show.add_argument("id", metavar="ID", help="an id or a unique prefix")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=_quarantine_show)
+    replay = actions.add_parser("replay", help="parse entries again and record what now passes")
+    replay.add_argument("ids", nargs="*", metavar="ID", help="default: every open entry")
+    replay.add_argument("--json", action="store_true")
+    replay.set_defaults(handler=_quarantine_replay)
+
+    status = commands.add_parser("status", help="what the ledger holds")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=_status)
+    return parser
+
+
+# --- ingest ------------------------------------------------------------------------------
+
+
+def _ingest(args: argparse.Namespace, ledger: Ledger) -> int:
+    stream, size = open_source(args.path)
+    batch_size = args.batch_size or 500
+    tally: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    started = time.perf_counter()
+    name = "stdin" if args.path == "-" else args.path
+    with stream, Progress(total=size, unit="B", quiet=args.json, label="ingest") as progress:
+        for batch, consumed in _batches(payloads(stream, name=name), batch_size):
+            for outcome in ledger.receive(batch):
+                tally[outcome.status] += 1
+                if outcome.reason:
+                    reasons[outcome.reason] += 1
+            progress.advance(
+                consumed,
+                recorded=tally["recorded"],
+                duplicates=tally["duplicate"],
+                quarantined=tally["quarantined"],
+            )
+    summary: dict[str, Any] = {
+        "received": sum(tally.values()),
+        "recorded": tally["recorded"],
+        "duplicates": tally["duplicate"],
+        "quarantined": tally["quarantined"],
+        "quarantined_by_reason": dict(sorted(reasons.items())),
+        "conflicts_retried": ledger.conflicts,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    if args.json:
+        _print_json(summary)
+    else:
+        by_reason = ", ".join(f"{k} {v}" for k, v in summary["quarantined_by_reason"].items())
+        print(
+            f"received {summary['received']}: recorded {summary['recorded']}, duplicates "
+            f"{summary['duplicates']}, quarantined {summary['quarantined']}"
+            + (f" ({by_reason})" if by_reason else "")
+        )
+    return 0
+
+
+def _batches(items: Iterator[tuple[bytes, int]], size: int) -> Iterator[tuple[list[bytes], int]]:
+    batch: list[bytes] = []
+    consumed = 0
+    for payload, length in items:
+        batch.append(payload)
+        consumed += length
+        if len(batch) >= size:
+            yield batch, consumed
+            batch, consumed = [], 0
+    if batch:
+        yield batch, consumed
+
+
+# --- queries -----------------------------------------------------------------------------
+
+
+def _export(args: argparse.Namespace, ledger: Ledger) -> int:
+    records = (membership_record(state) for state in ledger.memberships())
+    if args.format == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=EXPORT_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        for record in records:
+            writer.writerow({k: "" if v is None else v for k, v in record.items()})
+    else:
+        for record in records:
+            _print_json(record)
+    return 0
+
+
+def _membership(args: argparse.Namespace, ledger: Ledger) -> int:
+    record = membership_record(ledger.membership(args.org, args.customer, args.program).state)
+    if args.json:
+        _print_json(record)
+    else:
+        _print_fields(record)
+    return 0
+
+
+def _history(args: argparse.Namespace, ledger: Ledger) -> int:
+    entries = ledger.history(args.org, args.customer, args.program)
+    if args.json:
+        _print_json(entries)
+        return 0
+    for entry in entries:
+        changes = ", ".join(f"{k} {v[0]} -> {v[1]}" for k, v in entry["changes"].items())
+        flags = [*entry["anomalies"], *(["LATE"] if entry["late"] else [])]
+        print(
+            f"#{entry['position']} v{entry['version']} recorded {entry['recorded_at']} "
+            f"occurred {entry['occurred_at']} {entry['event']}"
+            + (f" {entry['update_type']}" if entry["update_type"] else "")
+            + (f": {changes}" if changes else ": no change")
+            + (f" [{' '.join(flags)}]" if flags else "")
+        )
+    return 0
+
+
+def _quarantine_list(args: argparse.Namespace, ledger: Ledger) -> int:
+    rows = ledger.store.quarantined(include_resolved=args.all)
+    if args.json:
+        _print_json([_quarantine_json(row) for row in rows])
+        return 0
+    for row in rows:
+        entry = _quarantine_json(row)
+        state = f" resolved: {entry['resolution']}" if entry["resolution"] else ""
+        print(
+            f"{entry['id']} {entry['reason']} x{entry['times_received']} "
+            f"{entry['received_at']}{state}: {entry['detail']}"
+        )
+    if not rows:
+        print("quarantine is empty", file=sys.stderr)
+    return 0
+
+
+def _quarantine_show(args: argparse.Namespace, ledger: Ledger) -> int:
+    row = ledger.quarantine_entry(args.id)
+    entry = _quarantine_json(row) | {"raw": row["raw"].decode("utf-8", errors="replace")}
+    if args.json:
+        _print_json(entry)
+    else:
+        _print_fields({k: v for k, v in entry.items() if k != "raw"})
+        print("raw:")
+        print(entry["raw"])
+    return 0
+
+
+def _quarantine_replay(args: argparse.Namespace, ledger: Ledger) -> int:
+    results = ledger.replay_quarantined(args.ids or None)
+    if args.json:
+        _print_json([{"id": qid, **_outcome_json(outcome)} for qid, outcome in results])
+    else:
+        for qid, outcome in results:
+            print(f"{qid} {outcome.status}" + (f" {outcome.reason}" if outcome.reason else ""))
+        if not results:
+            print("nothing to replay", file=sys.stderr)
+    return 0
+
+
+def _status(args: argparse.Namespace, ledger: Ledger) -> int:
+    counts = ledger.store.counts()
+    status = {
+        "recorded": counts["recorded"],
+        "quarantined_open": counts["quarantined"],
+        "head_position": ledger.recorder.max_notification_id() or 0,
+    }
+    if args.json:
+        _print_json(status)
+    else:
+        _print_fields(status)
+    return 0
+
+
+# --- output ------------------------------------------------------------------------------
+
+
+def _outcome_json(outcome: Outcome) -> dict[str, Any]:
+    return {k: v for k, v in vars(outcome).items() if v is not None}
+
+
+def _quarantine_json(row: dict[str, Any]) -> dict[str, Any]:
+    def moment(us: int | None) -> str | None:
+        return None if us is None else iso(datetime.fromtimestamp(us / 1e6, tz=UTC))
+
+    return {
+        "id": row["id"],
+        "reason": row["reason"],
+        "detail": row["detail"],
+        "received_at": moment(row["received_at_us"]),
+        "last_received_at": moment(row["last_received_at_us"]),
+        "times_received": row["times_received"],
+        "resolved_at": moment(row["resolved_at_us"]),
+        "resolution": row["resolution"],
+    }
+
+
+def _print_json(value: Any, stream: TextIO | None = None) -> None:
+    print(json.dumps(value, ensure_ascii=False, default=str), file=stream or sys.stdout)
+
+
+def _print_fields(record: dict[str, Any]) -> None:
+    width = max(len(k) for k in record)
+    for key, value in record.items():
+        print(f"{key:<{width}}  {'-' if value is None else value}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

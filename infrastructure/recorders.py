@@ -1,0 +1,291 @@
+"""Application recorders that keep the inbox and the quarantine beside the events.
+
+The library's recorders store events; ours also write, in the **same transaction**:
+
+- ``ledger_inbox``: one row per recorded notification (membership id, version, fingerprint,
+  eventId, occurrence and recording time). Its unique indexes make duplicate detection
+  permanent and atomic with the write: two concurrent deliveries of one notification cannot
+  both commit; the loser gets an ``IntegrityError`` and the ledger retries, finding a duplicate.
+- ``ledger_quarantine``: raw bytes of every payload that could not be recorded, keyed by the
+  SHA-256 of those bytes, with a reason code, a sentence, and receipt times.
+
+The rows travel as keyword arguments of ``Application.save()``, which the library passes down
+to ``insert_events()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+from psycopg.sql import SQL, Composed
+
+from domain.ledger import InboxRow, QuarantineRow, Resolution
+
+INBOX_COLUMNS = (
+    "originator_id",
+    "originator_version",
+    "fingerprint",
+    "event_id",
+    "occurred_at_ms",
+    "recorded_at_us",
+)
+
+
+class LedgerTables:
+    """SQL shared by both databases: written with ``%s`` placeholders; SQLite swaps in ``?``."""
+
+    events_table: str
+    placeholder = "%s"
+    uuid_type = "uuid"
+    bytes_type = "bytea"
+
+    def ledger_ddl(self) -> list[str]:
+        return [
+            "CREATE TABLE IF NOT EXISTS ledger_inbox ("
+            f"originator_id {self.uuid_type} NOT NULL, originator_version BIGINT NOT NULL, "
+            "fingerprint TEXT NOT NULL, event_id TEXT, occurred_at_ms BIGINT NOT NULL, "
+            "recorded_at_us BIGINT NOT NULL, PRIMARY KEY (originator_id, originator_version))",
+            "CREATE UNIQUE INDEX IF NOT EXISTS ledger_inbox_fingerprint "
+            "ON ledger_inbox (fingerprint)",
+            "CREATE UNIQUE INDEX IF NOT EXISTS ledger_inbox_event_id ON ledger_inbox (event_id)",
+            "CREATE TABLE IF NOT EXISTS ledger_quarantine ("
+            f"id TEXT PRIMARY KEY, raw {self.bytes_type} NOT NULL, reason TEXT NOT NULL, "
+            "detail TEXT NOT NULL, received_at_us BIGINT NOT NULL, "
+            "last_received_at_us BIGINT NOT NULL, times_received BIGINT NOT NULL, "
+            "resolved_at_us BIGINT, resolution TEXT)",
+            "CREATE INDEX IF NOT EXISTS ledger_quarantine_open "
+            "ON ledger_quarantine (resolved_at_us, received_at_us)",
+        ]
+
+    # --- statements ----------------------------------------------------------------------
+
+    def sql(self, text: str) -> str:
+        return text if self.placeholder == "%s" else text.replace("%s", self.placeholder)
+
+    def originator(self, value: UUID) -> Any:
+        return value
+
+    def _write_quarantine(self, curs: Any, rows: Sequence[QuarantineRow]) -> None:
+        for row in rows:
+            curs.execute(
+                self.sql(
+                    "INSERT INTO ledger_quarantine (id, raw, reason, detail, received_at_us, "
+                    "last_received_at_us, times_received) VALUES (%s, %s, %s, %s, %s, %s, 1) "
+                    "ON CONFLICT (id) DO UPDATE SET reason = excluded.reason, "
+                    "detail = excluded.detail, resolved_at_us = NULL, resolution = NULL, "
+                    "last_received_at_us = excluded.last_received_at_us, "
+                    "times_received = ledger_quarantine.times_received + %s"
+                ),
+                (
+                    row.id,
+                    row.raw,
+                    row.reason,
+                    row.detail,
+                    row.received_at_us,
+                    row.received_at_us,
+                    1 if row.is_receipt else 0,
+                ),
+            )
+
+    def _write_resolutions(self, curs: Any, rows: Sequence[Resolution]) -> None:
+        for row in rows:
+            curs.execute(
+                self.sql(
+                    "UPDATE ledger_quarantine SET resolved_at_us = %s, resolution = %s "
+                    "WHERE id = %s"
+                ),
+                (row.resolved_at_us, row.resolution, row.id),
+            )
+
+    def _write_inbox(self, curs: Any, rows: Sequence[InboxRow]) -> None:
+        if rows:
+            curs.executemany(
+                self.sql(
+                    f"INSERT INTO ledger_inbox ({', '.join(INBOX_COLUMNS)}) "
+                    "VALUES (%s, %s, %s, %s, %s, %s)"
+                ),
+                [
+                    (
+                        self.originator(row.membership_id),
+                        row.version,
+                        row.fingerprint,
+                        row.event_id,
+                        row.occurred_at_ms,
+                        row.recorded_at_us,
+                    )
+                    for row in rows
+                ],
+            )
+
+    # --- queries -------------------------------------------------------------------------
+
+    @contextmanager
+    def reading(self) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def query(self, text: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self.reading() as curs:
+            curs.execute(self.sql(text), params)
+            return [dict(row) for row in curs.fetchall()]
+
+    def find_recorded(
+        self, event_ids: Sequence[str], fingerprints: Sequence[str]
+    ) -> tuple[dict[str, str], set[str]]:
+        """Which of these eventIds (with their fingerprints) and fingerprints are recorded."""
+        known_ids: dict[str, str] = {}
+        known_fingerprints: set[str] = set()
+        for chunk in _chunks(list(event_ids)):
+            for row in self.query(
+                "SELECT event_id, fingerprint FROM ledger_inbox "
+                f"WHERE event_id IN ({_marks(chunk)})",
+                chunk,
+            ):
+                known_ids[row["event_id"]] = row["fingerprint"]
+        for chunk in _chunks(list(fingerprints)):
+            rows = self.query(
+                f"SELECT fingerprint FROM ledger_inbox WHERE fingerprint IN ({_marks(chunk)})",
+                chunk,
+            )
+            known_fingerprints.update(row["fingerprint"] for row in rows)
+        return known_ids, known_fingerprints
+
+    def select_streams(self, membership_ids: Sequence[UUID]) -> dict[UUID, list[StoredEvent]]:
+        """The stored events of many memberships in a few round trips, in version order."""
+        streams: dict[UUID, list[StoredEvent]] = {}
+        ids = [self.originator(mid) for mid in membership_ids]
+        for chunk in _chunks(ids):
+            rows = self.query(
+                "SELECT originator_id, originator_version, topic, state "
+                f"FROM {self.events_table} WHERE originator_id IN ({_marks(chunk)}) "
+                "ORDER BY originator_id, originator_version",
+                chunk,
+            )
+            for row in rows:
+                originator_id = UUID(str(row["originator_id"]))
+                streams.setdefault(originator_id, []).append(
+                    StoredEvent(
+                        originator_id=originator_id,
+                        originator_version=row["originator_version"],
+                        topic=row["topic"],
+                        state=bytes(row["state"]),
+                    )
+                )
+        return streams
+
+    def positions(self, membership_id: UUID) -> dict[int, int]:
+        """version -> position (notification id) for one membership's events."""
+        rows = self.query(
+            f"SELECT i.originator_version AS version, e.{self.position_column} AS position "
+            f"FROM ledger_inbox i JOIN {self.events_table} e "
+            "ON e.originator_id = i.originator_id AND e.originator_version = i.originator_version "
+            "WHERE i.originator_id = %s",
+            (self.originator(membership_id),),
+        )
+        return {row["version"]: row["position"] for row in rows}
+
+    def membership_ids(self) -> list[UUID]:
+        rows = self.query("SELECT DISTINCT originator_id FROM ledger_inbox")
+        return [UUID(str(row["originator_id"])) for row in rows]
+
+    def quarantined(self, *, include_resolved: bool = False) -> list[dict[str, Any]]:
+        where = "" if include_resolved else "WHERE resolved_at_us IS NULL "
+        return self.query(
+            "SELECT id, reason, detail, received_at_us, last_received_at_us, times_received, "
+            f"resolved_at_us, resolution FROM ledger_quarantine {where}"
+            "ORDER BY received_at_us, id"
+        )
+
+    def quarantine_entry(self, id_prefix: str) -> list[dict[str, Any]]:
+        rows = self.query(
+            "SELECT * FROM ledger_quarantine WHERE id LIKE %s ORDER BY id LIMIT 2",
+            (id_prefix.replace("%", "").replace("_", "") + "%",),
+        )
+        for row in rows:
+            row["raw"] = bytes(row["raw"])
+        return rows
+
+    def counts(self) -> dict[str, int]:
+        (row,) = self.query(
+            "SELECT (SELECT COUNT(*) FROM ledger_inbox) AS recorded, "
+            "(SELECT COUNT(*) FROM ledger_quarantine WHERE resolved_at_us IS NULL) AS quarantined"
+        )
+        return {key: int(value) for key, value in row.items()}
+
+    position_column = "notification_id"
+
+
+def _chunks(items: list[Any], size: int = 500) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _marks(chunk: Sequence[Any]) -> str:
+    return ", ".join(["%s"] * len(chunk))
+
+
+class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
+    """PostgreSQL: quarantine rows are written before the library's table lock, inbox rows
+    after it, so every writer takes locks in the same order and none can deadlock."""
+
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name=events_table_name)
+        self.events_table = events_table_name
+        self.sql_create_statements.extend(Composed([SQL(s)]) for s in self.ledger_ddl())
+
+    @contextmanager
+    def reading(self) -> Iterator[Any]:
+        with self.datastore.transaction(commit=False) as curs:
+            yield curs
+
+    def _insert_events(
+        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        self._write_quarantine(curs, kwargs.get("quarantine", ()))
+        self._write_resolutions(curs, kwargs.get("resolutions", ()))
+
+    def _insert_stored_events(
+        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        super()._insert_stored_events(curs, stored_events, **kwargs)
+        # A second cursor: the first one still holds the RETURNING rows the library reads.
+        with curs.connection.cursor() as inbox_cursor:
+            self._write_inbox(inbox_cursor, kwargs.get("inbox", ()))
+
+
+class SQLiteLedgerRecorder(LedgerTables, SQLiteApplicationRecorder):
+    """SQLite: one writer at a time, so everything goes in the library's one transaction."""
+
+    placeholder = "?"
+    uuid_type = "TEXT"
+    bytes_type = "BLOB"
+    position_column = "rowid"
+
+    def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name)
+        self.events_table = events_table_name
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), *self.ledger_ddl()]
+
+    def originator(self, value: UUID) -> Any:
+        return value.hex
+
+    @contextmanager
+    def reading(self) -> Iterator[Any]:
+        with self.datastore.transaction(commit=False) as curs:
+            yield curs
+
+    def _insert_events(
+        self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        self._write_quarantine(c, kwargs.get("quarantine", ()))
+        self._write_resolutions(c, kwargs.get("resolutions", ()))
+        notification_ids = super()._insert_events(c, stored_events, **kwargs)
+        self._write_inbox(c, kwargs.get("inbox", ()))
+        return notification_ids
