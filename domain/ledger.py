@@ -85,7 +85,9 @@ class LedgerStore(Protocol):
         self, event_ids: Sequence[str], fingerprints: Sequence[str]
     ) -> tuple[dict[str, str], set[str]]: ...
 
-    def select_streams(self, membership_ids: Sequence[UUID]) -> dict[UUID, list[StoredEvent]]: ...
+    def select_streams(
+        self, membership_ids: Sequence[UUID], *, up_to: int | None = None
+    ) -> dict[UUID, list[tuple[int, StoredEvent]]]: ...
 
     def positions(self, membership_id: UUID) -> dict[int, int]: ...
 
@@ -259,7 +261,7 @@ class Ledger(Application[UUID]):
         memberships: dict[UUID, PartnerMembership] = {}
         for aggregate_id, key in keys.items():
             membership: PartnerMembership | None = None
-            for stored in streams.get(aggregate_id, ()):
+            for _, stored in streams.get(aggregate_id, ()):
                 event = cast(PartnerMembership.Event, self.mapper.to_domain_event(stored))
                 membership = event.mutate(membership)
             memberships[aggregate_id] = membership or PartnerMembership.new(*key)
@@ -309,7 +311,9 @@ class Ledger(Application[UUID]):
 
     def memberships(self) -> Iterator[MembershipState]:
         """Every membership's state, sorted by (org, customer, partner program)."""
-        states: list[MembershipState] = [self.repository.get(mid).state for mid in self.store.membership_ids()]
+        states: list[MembershipState] = [
+            self.repository.get(mid).state for mid in self.store.membership_ids()
+        ]
         yield from sorted(states, key=lambda s: (s.org_id, s.customer_id, s.partner_program_id))
 
     def history(

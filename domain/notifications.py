@@ -22,10 +22,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from functools import cached_property
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from collections.abc import Mapping
+from functools import cached_property
 from typing import Annotated, Any, Final, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError

@@ -9,19 +9,24 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import signal
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TextIO
 
-from domain.errors import LedgerError
-from domain.ledger import EXPORT_FIELDS, Ledger, Outcome, iso, membership_record
+from domain.errors import LedgerError, MembershipNotFoundError
+from domain.ledger import EXPORT_FIELDS, Ledger, Outcome, iso
 from infrastructure.progress import Progress
 from infrastructure.settings import Settings
 from infrastructure.sources import open_source, payloads
 from infrastructure.wiring import open_ledger
+from projections.queries import Queries
+from projections.runner import Projector
+from projections.views import EXPIRY_FIELDS, VIEWS
 
 Handler = Callable[[argparse.Namespace, Ledger], int]
 
@@ -65,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     ingest.set_defaults(handler=_ingest)
 
     export = commands.add_parser("export", help="write a view as JSON Lines or CSV")
-    export.add_argument("view", choices=["memberships"])
+    export.add_argument("view", choices=["memberships", "expiry"])
     export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     export.set_defaults(handler=_export)
 
@@ -79,6 +84,40 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("program", type=int, metavar="PROGRAM")
         command.add_argument("--json", action="store_true")
         command.set_defaults(handler=handler)
+
+    expiring = commands.add_parser("expiring", help="expiry dates in a window, by date")
+    expiring.add_argument("--org", type=int)
+    expiring.add_argument("--program", type=int)
+    expiring.add_argument("--kind", choices=["membership", "tier", "scheduled"])
+    expiring.add_argument("--from", dest="start", type=_date, metavar="DATE")
+    window = expiring.add_mutually_exclusive_group()
+    window.add_argument("--to", dest="end", type=_date, metavar="DATE")
+    window.add_argument("--within", type=_days, metavar="Nd", help="from --from (default today)")
+    expiring.add_argument("--limit", type=int, default=100)
+    expiring.add_argument("--json", action="store_true")
+    expiring.set_defaults(handler=_expiring)
+
+    tiers = commands.add_parser("tiers", help="LINKED memberships per org, program and tier")
+    tiers.add_argument("--org", type=int)
+    tiers.add_argument("--program", type=int)
+    tiers.add_argument("--json", action="store_true")
+    tiers.set_defaults(handler=_tiers)
+
+    project = commands.add_parser("project", help="catch every view up (--follow: keep going)")
+    project.add_argument("--follow", action="store_true")
+    project.add_argument("--status", action="store_true", help="views, lag and dead letters")
+    project.add_argument("--json", action="store_true")
+    project.set_defaults(handler=_project)
+
+    rebuild = commands.add_parser("rebuild", help="rebuild views blue/green from the log")
+    rebuild.add_argument(
+        "views", nargs="*", metavar="VIEW", help=f"default: all ({', '.join(VIEWS)})"
+    )
+    rebuild.add_argument(
+        "--diff", action="store_true", help="report what would change, and do not switch"
+    )
+    rebuild.add_argument("--json", action="store_true")
+    rebuild.set_defaults(handler=_rebuild)
 
     quarantine = commands.add_parser("quarantine", help="payloads that could not be recorded")
     actions = quarantine.add_subparsers(title="actions", metavar="ACTION", required=True)
@@ -123,6 +162,9 @@ def _ingest(args: argparse.Namespace, ledger: Ledger) -> int:
                 duplicates=tally["duplicate"],
                 quarantined=tally["quarantined"],
             )
+    # Catch the views up inline, so queries and exports reflect what was just recorded.
+    projected = time.perf_counter()
+    Projector(ledger).catch_up()
     summary: dict[str, Any] = {
         "received": sum(tally.values()),
         "recorded": tally["recorded"],
@@ -131,6 +173,7 @@ def _ingest(args: argparse.Namespace, ledger: Ledger) -> int:
         "quarantined_by_reason": dict(sorted(reasons.items())),
         "conflicts_retried": ledger.conflicts,
         "seconds": round(time.perf_counter() - started, 3),
+        "projection_seconds": round(time.perf_counter() - projected, 3),
     }
     if args.json:
         _print_json(summary)
@@ -160,10 +203,19 @@ def _batches(items: Iterator[tuple[bytes, int]], size: int) -> Iterator[tuple[li
 # --- queries -----------------------------------------------------------------------------
 
 
+def _views(ledger: Ledger) -> tuple[Projector, Queries]:
+    """The views, caught up: after this, queries reflect everything recorded."""
+    projector = Projector(ledger)
+    projector.catch_up()
+    return projector, Queries(projector.store)
+
+
 def _export(args: argparse.Namespace, ledger: Ledger) -> int:
-    records = (membership_record(state) for state in ledger.memberships())
+    _, queries = _views(ledger)
+    fields: tuple[str, ...] = EXPORT_FIELDS if args.view == "memberships" else EXPIRY_FIELDS
+    records = queries.memberships() if args.view == "memberships" else queries.expiry()
     if args.format == "csv":
-        writer = csv.DictWriter(sys.stdout, fieldnames=EXPORT_FIELDS, lineterminator="\n")
+        writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         for record in records:
             writer.writerow({k: "" if v is None else v for k, v in record.items()})
@@ -174,12 +226,132 @@ def _export(args: argparse.Namespace, ledger: Ledger) -> int:
 
 
 def _membership(args: argparse.Namespace, ledger: Ledger) -> int:
-    record = membership_record(ledger.membership(args.org, args.customer, args.program).state)
+    _, queries = _views(ledger)
+    record = queries.membership(args.org, args.customer, args.program)
+    if record is None:
+        raise MembershipNotFoundError(
+            f"no membership for org {args.org}, customer {args.customer}, "
+            f"partner program {args.program}"
+        )
     if args.json:
         _print_json(record)
     else:
         _print_fields(record)
     return 0
+
+
+def _expiring(args: argparse.Namespace, ledger: Ledger) -> int:
+    _, queries = _views(ledger)
+    start, end = args.start, args.end
+    if args.within is not None:
+        start = start or datetime.now(UTC).date()
+        end = start + args.within
+    rows = queries.expiring(
+        org_id=args.org,
+        partner_program_id=args.program,
+        kind=args.kind,
+        start=start,
+        end=end,
+        limit=args.limit,
+    )
+    if args.json:
+        _print_json(rows)
+    else:
+        for row in rows:
+            print(
+                f"{row['date']}  {row['kind']:<10} org {row['org_id']} customer "
+                f"{row['customer_id']} program {row['partner_program_id']}"
+            )
+    return 0
+
+
+def _tiers(args: argparse.Namespace, ledger: Ledger) -> int:
+    _, queries = _views(ledger)
+    rows = queries.tiers(org_id=args.org, partner_program_id=args.program)
+    if args.json:
+        _print_json(rows)
+    else:
+        for row in rows:
+            tier = "-" if row["tier_number"] is None else row["tier_number"]
+            print(
+                f"org {row['org_id']} program {row['partner_program_id']} tier {tier}: "
+                f"{row['memberships']}"
+            )
+    return 0
+
+
+def _project(args: argparse.Namespace, ledger: Ledger) -> int:
+    projector = Projector(ledger)
+    if args.status:
+        status = {"views": projector.status(), "dead_letters": projector.store.dead_letters()}
+        if args.json:
+            _print_json(status)
+        else:
+            _print_view_status(status["views"])
+            for letter in status["dead_letters"]:
+                print(
+                    f"dead letter: {letter['view']} position {letter['position']} "
+                    f"membership {letter['membership_id']}: {letter['error']}"
+                )
+        return 0
+    if not args.follow:
+        processed = projector.catch_up()
+        if args.json:
+            _print_json({"processed": processed, "views": projector.status()})
+        else:
+            print(", ".join(f"{name}: {count} events" for name, count in processed.items()))
+        return 0
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    print("following the log; Ctrl-C to stop", file=sys.stderr)
+    projector.follow(stop, on_error=lambda e: print(f"partner-ledger: {e}", file=sys.stderr))
+    return 0
+
+
+def _rebuild(args: argparse.Namespace, ledger: Ledger) -> int:
+    unknown = [name for name in args.views if name not in VIEWS]
+    if unknown:
+        raise LedgerError(f"no view named {', '.join(unknown)}; views: {', '.join(VIEWS)}")
+    projector = Projector(ledger)
+    reports = []
+    for name in args.views or list(VIEWS):
+        with Progress(
+            total=projector.head(), unit="ev", quiet=args.json, label=f"rebuild {name}"
+        ) as progress:
+            reports.append(
+                projector.rebuild(VIEWS[name], diff_only=args.diff, progress=progress.advance)
+            )
+    if args.json:
+        _print_json(reports)
+        return 0
+    for report in reports:
+        verb = "switched to" if report["switched"] else "built (not switched)"
+        print(
+            f"{report['view']}: {verb} generation {report['to_generation']} at position "
+            f"{report['position']}, {report['events']} events in {report['seconds']} s"
+        )
+        if report.get("from_generation") is not None:
+            print(
+                f"  compared with generation {report['from_generation']}: "
+                f"{report['changed']} changed, {report['added']} added, "
+                f"{report['removed']} removed"
+            )
+            for item in report["sample"]:
+                print(f"  {item['key']}: {item['before']} -> {item['after']}")
+    return 0
+
+
+def _print_view_status(views: list[dict[str, Any]]) -> None:
+    for view in views:
+        age = view["oldest_unprocessed_age_seconds"]
+        print(
+            f"{view['view']}: generation {view['generation']} (schema "
+            f"{view['schema_version']}, code {view['code_schema_version']}) position "
+            f"{view['position']} of {view['head']}, lag {view['lag_events']} events"
+            + (f", oldest unprocessed {age} s old" if age is not None else "")
+            + f", {view['dead_letters']} dead letters"
+        )
 
 
 def _history(args: argparse.Namespace, ledger: Ledger) -> int:
@@ -243,16 +415,32 @@ def _quarantine_replay(args: argparse.Namespace, ledger: Ledger) -> int:
 
 def _status(args: argparse.Namespace, ledger: Ledger) -> int:
     counts = ledger.store.counts()
-    status = {
+    status: dict[str, Any] = {
         "recorded": counts["recorded"],
         "quarantined_open": counts["quarantined"],
         "head_position": ledger.recorder.max_notification_id() or 0,
+        "views": Projector(ledger).status(),
     }
     if args.json:
         _print_json(status)
     else:
-        _print_fields(status)
+        _print_fields({k: v for k, v in status.items() if k != "views"})
+        _print_view_status(status["views"])
     return 0
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a YYYY-MM-DD date") from None
+
+
+def _days(text: str) -> timedelta:
+    number = text.removesuffix("d")
+    if not number.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days such as 30d")
+    return timedelta(days=int(number))
 
 
 # --- output ------------------------------------------------------------------------------

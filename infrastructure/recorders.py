@@ -27,6 +27,8 @@ from psycopg.sql import SQL, Composed
 
 from domain.ledger import InboxRow, QuarantineRow, Resolution
 
+SCHEMA_LOCK = 7_261_129_001  # advisory lock key: creating or migrating the ledger's tables
+
 INBOX_COLUMNS = (
     "originator_id",
     "originator_version",
@@ -155,28 +157,54 @@ class LedgerTables:
             known_fingerprints.update(row["fingerprint"] for row in rows)
         return known_ids, known_fingerprints
 
-    def select_streams(self, membership_ids: Sequence[UUID]) -> dict[UUID, list[StoredEvent]]:
-        """The stored events of many memberships in a few round trips, in version order."""
-        streams: dict[UUID, list[StoredEvent]] = {}
+    def select_streams(
+        self, membership_ids: Sequence[UUID], *, up_to: int | None = None
+    ) -> dict[UUID, list[tuple[int, StoredEvent]]]:
+        """The stored events (with positions) of many memberships in a few round trips, in
+        version order; with ``up_to``, only events at or before that position."""
+        streams: dict[UUID, list[tuple[int, StoredEvent]]] = {}
         ids = [self.originator(mid) for mid in membership_ids]
+        limit = "" if up_to is None else f" AND {self.position_column} <= %s"
         for chunk in _chunks(ids):
             rows = self.query(
-                "SELECT originator_id, originator_version, topic, state "
-                f"FROM {self.events_table} WHERE originator_id IN ({_marks(chunk)}) "
+                f"SELECT originator_id, originator_version, topic, state, "
+                f"{self.position_column} AS position FROM {self.events_table} "
+                f"WHERE originator_id IN ({_marks(chunk)}){limit} "
                 "ORDER BY originator_id, originator_version",
-                chunk,
+                [*chunk, *(() if up_to is None else (up_to,))],
             )
             for row in rows:
-                originator_id = UUID(str(row["originator_id"]))
-                streams.setdefault(originator_id, []).append(
-                    StoredEvent(
-                        originator_id=originator_id,
-                        originator_version=row["originator_version"],
-                        topic=row["topic"],
-                        state=bytes(row["state"]),
-                    )
-                )
+                key = UUID(str(row["originator_id"]))
+                streams.setdefault(key, []).append((row["position"], _stored(row)))
         return streams
+
+    def scan_streams(
+        self, *, up_to: int, after: tuple[UUID, int] | None, limit: int
+    ) -> list[tuple[int, StoredEvent]]:
+        """Events at or before ``up_to`` in (membership, version) order, resuming after
+        ``after``: how a rebuild reads the whole log one membership at a time."""
+        where = f"{self.position_column} <= %s"
+        params: list[Any] = [up_to]
+        if after is not None:
+            where += " AND (originator_id, originator_version) > (%s, %s)"
+            params += [self.originator(after[0]), after[1]]
+        rows = self.query(
+            f"SELECT originator_id, originator_version, topic, state, "
+            f"{self.position_column} AS position FROM {self.events_table} WHERE {where} "
+            "ORDER BY originator_id, originator_version LIMIT %s",
+            [*params, limit],
+        )
+        return [(row["position"], _stored(row)) for row in rows]
+
+    def oldest_recorded_after(self, position: int) -> int | None:
+        """Recording time (epoch microseconds) of the first event after ``position``."""
+        rows = self.query(
+            f"SELECT i.recorded_at_us FROM {self.events_table} e JOIN ledger_inbox i "
+            "ON i.originator_id = e.originator_id AND i.originator_version = e.originator_version "
+            f"WHERE e.{self.position_column} > %s ORDER BY e.{self.position_column} LIMIT 1",
+            (position,),
+        )
+        return int(rows[0]["recorded_at_us"]) if rows else None
 
     def positions(self, membership_id: UUID) -> dict[int, int]:
         """version -> position (notification id) for one membership's events."""
@@ -220,6 +248,15 @@ class LedgerTables:
     position_column = "notification_id"
 
 
+def _stored(row: dict[str, Any]) -> StoredEvent:
+    return StoredEvent(
+        originator_id=UUID(str(row["originator_id"])),
+        originator_version=row["originator_version"],
+        topic=row["topic"],
+        state=bytes(row["state"]),
+    )
+
+
 def _chunks(items: list[Any], size: int = 500) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -242,6 +279,16 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
     def reading(self) -> Iterator[Any]:
         with self.datastore.transaction(commit=False) as curs:
             yield curs
+
+    def create_table(self) -> None:
+        """Create types and tables under an advisory lock: processes starting together on a
+        new database would otherwise race on PostgreSQL's catalog and fail."""
+        with self.datastore.get_connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+            try:
+                super().create_table()
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
 
     def _insert_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any

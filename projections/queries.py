@@ -1,0 +1,124 @@
+"""Reading the views. The CLI and the HTTP service call these; neither writes SQL of its own.
+
+Every query reads the stable SQL views (``view_memberships``, ``view_expiry``), never a
+generation table, so a blue/green switch is invisible to readers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+from domain.ledger import EXPORT_FIELDS
+from projections.store import ViewStore, reader_name
+from projections.views import EXPIRY, EXPIRY_FIELDS, MEMBERSHIPS, View
+
+PAGE = 5000
+
+
+class Queries:
+    def __init__(self, store: ViewStore) -> None:
+        self.store = store
+
+    def membership(
+        self, org_id: int, customer_id: int, partner_program_id: int
+    ) -> dict[str, Any] | None:
+        rows = self.store.query(
+            f"SELECT {', '.join(EXPORT_FIELDS)} FROM {reader_name(MEMBERSHIPS)} "
+            "WHERE org_id = %s AND customer_id = %s AND partner_program_id = %s",
+            (org_id, customer_id, partner_program_id),
+        )
+        return _membership(rows[0]) if rows else None
+
+    def memberships(self) -> Iterator[dict[str, Any]]:
+        """Every membership, sorted by (org, customer, partner program), streamed in pages."""
+        for row in self._pages(MEMBERSHIPS, EXPORT_FIELDS):
+            yield _membership(row)
+
+    def expiry(self) -> Iterator[dict[str, Any]]:
+        """Every expiry row, sorted by (date, org, customer, partner program, kind)."""
+        yield from self._pages(EXPIRY, EXPIRY_FIELDS)
+
+    def expiring(
+        self,
+        *,
+        org_id: int | None = None,
+        partner_program_id: int | None = None,
+        kind: str | None = None,
+        start: date | None = None,
+        end: date | None = None,
+        limit: int = 100,
+        after: tuple[Any, ...] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Expiry rows in [start, end], ordered by date then key; ``after`` is the sort key
+        of the last row of the previous page (cursor pagination)."""
+        conditions: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("org_id", org_id),
+            ("partner_program_id", partner_program_id),
+            ("kind", kind),
+        ):
+            if value is not None:
+                conditions.append(f"{column} = %s")
+                params.append(value)
+        if start is not None:
+            conditions.append("date >= %s")
+            params.append(start.isoformat())
+        if end is not None:
+            conditions.append("date <= %s")
+            params.append(end.isoformat())
+        if after is not None:
+            conditions.append(
+                f"({', '.join(EXPIRY.order_by)}) > ({', '.join(['%s'] * len(after))})"
+            )
+            params.extend(after)
+        where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+        return self.store.query(
+            f"SELECT {', '.join(EXPIRY_FIELDS)} FROM {reader_name(EXPIRY)} {where}"
+            f"ORDER BY {', '.join(EXPIRY.order_by)} LIMIT %s",
+            (*params, limit),
+        )
+
+    def tiers(
+        self, *, org_id: int | None = None, partner_program_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        """LINKED memberships per (org, partner program, tier)."""
+        conditions = ["status = 'LINKED'"]
+        params: list[Any] = []
+        if org_id is not None:
+            conditions.append("org_id = %s")
+            params.append(org_id)
+        if partner_program_id is not None:
+            conditions.append("partner_program_id = %s")
+            params.append(partner_program_id)
+        return self.store.query(
+            "SELECT org_id, partner_program_id, tier_number, COUNT(*) AS memberships "
+            f"FROM {reader_name(MEMBERSHIPS)} WHERE {' AND '.join(conditions)} "
+            "GROUP BY org_id, partner_program_id, tier_number "
+            "ORDER BY org_id, partner_program_id, tier_number",
+            params,
+        )
+
+    def _pages(self, view: View, fields: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+        order = ", ".join(view.order_by)
+        after: tuple[Any, ...] | None = None
+        while True:
+            condition = (
+                "" if after is None else (f"WHERE ({order}) > ({', '.join(['%s'] * len(after))}) ")
+            )
+            rows = self.store.query(
+                f"SELECT {', '.join(fields)} FROM {reader_name(view)} {condition}"
+                f"ORDER BY {order} LIMIT %s",
+                (*(after or ()), PAGE),
+            )
+            yield from rows
+            if len(rows) < PAGE:
+                return
+            after = tuple(rows[-1][name] for name in view.order_by)
+
+
+def _membership(row: dict[str, Any]) -> dict[str, Any]:
+    row["link_inferred"] = bool(row["link_inferred"])
+    return row

@@ -1,0 +1,335 @@
+"""Keeping views current: catch-up, follow, blue/green rebuild.
+
+- **Catch-up** reads the notification log after a generation's position (``id > last``, never
+  assuming contiguous ids), folds each touched membership from its events up to the batch's
+  end, and writes the rows and the new position in one transaction. A membership whose events
+  cannot be folded goes to the dead-letter table; the view moves on.
+- **Rebuild** builds a new generation from position 0 (one ordered pass over the log, one
+  membership at a time, set-based writes), catches it up to the head, then switches readers to
+  it atomically and drops the old tables. Any error stops a rebuild, and the live view keeps
+  answering. A rebuild happens on request, and automatically when a view's schema version in
+  code differs from the live generation's.
+- **Follow** repeats catch-up whenever the log moves: woken by PostgreSQL's NOTIFY (the event
+  store notifies on every write), with a poll as backstop; on SQLite by polling.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, cast
+from uuid import UUID
+
+import psycopg
+from eventsourcing.persistence import StoredEvent
+
+from domain.errors import LedgerError
+from domain.ledger import Ledger
+from domain.membership import PartnerMembership, fold
+from projections.locks import exclusive
+from projections.store import DeadLetter, Generation, PositionConflictError, ViewStore
+from projections.views import VIEWS, View
+
+Progress = Callable[[int], None]
+
+
+class RebuildError(LedgerError):
+    """A rebuild met an event it could not project; nothing was switched."""
+
+
+class Projector:
+    """Maintains the views of one ledger."""
+
+    def __init__(self, ledger: Ledger, *, batch_size: int = 2000) -> None:
+        self.ledger = ledger
+        self.recorder: Any = cast(Any, ledger.recorder)
+        self.postgres = self.recorder.placeholder == "%s"
+        self.store = ViewStore(self.recorder.datastore, postgres=self.postgres)
+        self.batch_size = batch_size
+
+    def head(self) -> int:
+        return int(self.recorder.max_notification_id() or 0)
+
+    # --- catch-up ------------------------------------------------------------------------
+
+    def catch_up(self, views: Iterable[View] = VIEWS.values()) -> dict[str, int]:
+        """Bring every view to the head of the log; rebuild one whose schema changed.
+        Returns the number of events each view processed."""
+        processed = {}
+        for view in views:
+            live = self.store.live(view)
+            if live is None or live.schema_version != view.schema_version:
+                report = self.rebuild(view)
+                processed[view.name] = int(report["events"])
+            else:
+                processed[view.name] = self._catch_up(view, live, strict=False)
+        return processed
+
+    def _catch_up(
+        self, view: View, generation: Generation, *, strict: bool, progress: Progress | None = None
+    ) -> int:
+        total = 0
+        while True:
+            try:
+                moved = self._advance(view, generation, strict=strict)
+            except PositionConflictError:
+                moved = -1
+            if moved == 0:
+                return total
+            total += max(moved, 0)
+            if progress and moved > 0:
+                progress(moved)
+            refreshed = self._generation(view, generation.number)
+            if refreshed is None or refreshed.state != generation.state:
+                return total  # switched or dropped meanwhile: the caller looks again
+            generation = refreshed
+
+    def _generation(self, view: View, number: int) -> Generation | None:
+        return next((g for g in self.store.generations(view) if g.number == number), None)
+
+    def _advance(self, view: View, generation: Generation, *, strict: bool) -> int:
+        """Apply the next batch after the generation's position; return its size."""
+        notifications = self.recorder.select_notifications(
+            start=generation.position, limit=self.batch_size, inclusive_of_start=False
+        )
+        if not notifications:
+            return 0
+        end = notifications[-1].id
+        touched: dict[UUID, list[int]] = {}
+        for notification in notifications:
+            touched.setdefault(notification.originator_id, []).append(notification.id)
+        streams = self.recorder.select_streams(list(touched), up_to=end)
+        rows: list[tuple[Any, ...]] = []
+        letters: list[DeadLetter] = []
+        replaced: list[str] = []
+        for membership_id, positions in touched.items():
+            try:
+                rows.extend(self._rows(view, membership_id, streams.get(membership_id, [])))
+                replaced.append(str(membership_id))
+            except Exception as error:
+                if strict:
+                    raise RebuildError(
+                        f"view {view.name}: cannot project membership {membership_id} at "
+                        f"position {positions[0]}: {type(error).__name__}: {error}"
+                    ) from error
+                letters.extend(
+                    DeadLetter(p, str(membership_id), f"{type(error).__name__}: {error}")
+                    for p in positions
+                )
+        self.store.apply(
+            view,
+            generation,
+            expected_position=generation.position,
+            new_position=end,
+            replaced=replaced,
+            rows=rows,
+            dead_letters=letters,
+            require_state=generation.state,
+        )
+        return len(notifications)
+
+    def _rows(
+        self, view: View, membership_id: UUID, stream: Sequence[tuple[int, StoredEvent]]
+    ) -> list[tuple[Any, ...]]:
+        events = [
+            cast(PartnerMembership.Recorded, self.ledger.mapper.to_domain_event(stored))
+            for _, stored in stream
+        ]
+        if not events:
+            return []
+        first = events[0]
+        state, _ = fold((first.org_id, first.customer_id, first.partner_program_id), events)
+        return view.rows(membership_id, state, max(position for position, _ in stream))
+
+    # --- rebuild -------------------------------------------------------------------------
+
+    def rebuild(
+        self, view: View, *, diff_only: bool = False, progress: Progress | None = None
+    ) -> dict[str, Any]:
+        """Build a new generation of ``view`` beside the live one, then switch to it (or,
+        with ``diff_only``, report what would change and discard it)."""
+        started = time.perf_counter()
+        with exclusive(self.recorder.datastore, f"rebuild-{view.name}", wait=True):
+            new = self.store.create_generation(view)
+            try:
+                head = self.head()
+                events = self._build(view, new, head, progress)
+                new = self._generation(view, new.number) or new
+                events += self._catch_up(view, new, strict=True, progress=progress)
+                new = self._generation(view, new.number) or new
+                report = self._compare(view, new)
+                report.update(
+                    events=events,
+                    position=new.position,
+                    seconds=round(time.perf_counter() - started, 3),
+                )
+                if diff_only:
+                    self.store.drop(new)
+                    return report | {"switched": False}
+                previous = self.store.switch(view, new)
+                if previous is not None:
+                    self.store.drop(previous)
+                return report | {"switched": True}
+            except BaseException:
+                self.store.drop(new)
+                raise
+
+    def _build(
+        self, view: View, generation: Generation, head: int, progress: Progress | None
+    ) -> int:
+        """One ordered pass over the log up to ``head``: fold each membership, write rows in
+        large set-based batches."""
+        after: tuple[UUID, int] | None = None
+        stream: list[tuple[int, StoredEvent]] = []
+        rows: list[tuple[Any, ...]] = []
+        count = 0
+        while True:
+            page = self.recorder.scan_streams(up_to=head, after=after, limit=5000)
+            for position, stored in page:
+                if stream and stream[-1][1].originator_id != stored.originator_id:
+                    rows.extend(self._strict_rows(view, stream))
+                    stream = []
+                stream.append((position, stored))
+            count += len(page)
+            if progress and page:
+                progress(len(page))
+            if len(rows) >= 5000 or (not page and rows):
+                self.store.bulk_load(view, generation, rows)
+                rows = []
+            if not page:
+                break
+            last = page[-1][1]
+            after = (cast(UUID, last.originator_id), last.originator_version)
+        if stream:
+            self.store.bulk_load(view, generation, self._strict_rows(view, stream))
+        self.store.set_position(generation, head)
+        return count
+
+    def _strict_rows(
+        self, view: View, stream: list[tuple[int, StoredEvent]]
+    ) -> list[tuple[Any, ...]]:
+        membership_id = cast(UUID, stream[0][1].originator_id)
+        try:
+            return self._rows(view, membership_id, stream)
+        except Exception as error:
+            raise RebuildError(
+                f"view {view.name}: cannot project membership {membership_id} (positions "
+                f"{stream[0][0]}..{stream[-1][0]}): {type(error).__name__}: {error}"
+            ) from error
+
+    def _compare(self, view: View, new: Generation) -> dict[str, Any]:
+        live = self.store.live(view)
+        if live is None:
+            return {"view": view.name, "from_generation": None, "to_generation": new.number}
+        # Compare at the same position: bring the live generation to where the new one is.
+        self._catch_up(view, live, strict=False)
+        live = self.store.live(view) or live
+        return self.store.differences(view, live, new)
+
+    # --- follow --------------------------------------------------------------------------
+
+    def follow(
+        self,
+        stop: threading.Event,
+        *,
+        backstop_seconds: float = 1.0,
+        poll_seconds: float = 0.02,
+        on_error: Callable[[Exception], None] | None = None,
+    ) -> None:
+        """Keep every view current until ``stop`` is set. One follower per view: a second
+        one gets `LockHeldError` at once."""
+        locks = [exclusive(self.recorder.datastore, f"follow-{name}", wait=False) for name in VIEWS]
+        for lock in locks:
+            lock.__enter__()
+        try:
+            waiter = _Waiter(self.recorder, backstop_seconds if self.postgres else poll_seconds)
+            with waiter:
+                while not stop.is_set():
+                    try:
+                        self.catch_up()
+                    except (PositionConflictError, RebuildError) as error:
+                        if on_error:
+                            on_error(error)
+                    except Exception as error:
+                        # Database gone for a moment: say so and try again, do not die.
+                        if on_error:
+                            on_error(error)
+                        stop.wait(1.0)
+                    waiter.wait(stop)
+        finally:
+            for lock in reversed(locks):
+                lock.__exit__(None, None, None)
+
+    # --- status --------------------------------------------------------------------------
+
+    def status(self) -> list[dict[str, Any]]:
+        """Per view: live generation, schema versions, position, lag, dead letters."""
+        head = self.head()
+        report = []
+        for view in VIEWS.values():
+            live = self.store.live(view)
+            position = live.position if live else 0
+            report.append(
+                {
+                    "view": view.name,
+                    "generation": live.number if live else None,
+                    "schema_version": live.schema_version if live else None,
+                    "code_schema_version": view.schema_version,
+                    "position": position,
+                    "head": head,
+                    "lag_events": max(head - position, 0),
+                    "oldest_unprocessed_age_seconds": self._age_after(position),
+                    "dead_letters": len(self.store.dead_letters(view)),
+                }
+            )
+        return report
+
+    def _age_after(self, position: int) -> float | None:
+        age = self.recorder.oldest_recorded_after(position)
+        return None if age is None else round(max(time.time() - age / 1e6, 0.0), 3)
+
+
+class _Waiter:
+    """Sleeps until the log may have moved: LISTEN/NOTIFY on PostgreSQL (reconnecting after
+    an outage, polling meanwhile), polling on SQLite."""
+
+    def __init__(self, recorder: Any, timeout: float) -> None:
+        self.recorder = recorder
+        self.timeout = timeout
+        kwargs = getattr(recorder.datastore.pool, "kwargs", None)
+        self.params = (
+            None
+            if kwargs is None
+            else {k: kwargs[k] for k in ("dbname", "host", "port", "user", "password")}
+        )
+        self.connection: psycopg.Connection[Any] | None = None
+
+    def __enter__(self) -> _Waiter:
+        return self
+
+    def _listen(self) -> psycopg.Connection[Any] | None:
+        if self.params is not None and self.connection is None:
+            try:
+                self.connection = psycopg.connect(**self.params, autocommit=True, connect_timeout=5)
+                self.connection.execute(f"LISTEN {self.recorder.channel_name}")
+            except psycopg.Error:
+                self.connection = None
+        return self.connection
+
+    def wait(self, stop: threading.Event) -> None:
+        connection = self._listen()
+        if connection is None:
+            stop.wait(self.timeout)
+            return
+        try:
+            for _ in connection.notifies(timeout=self.timeout, stop_after=1):
+                break
+        except psycopg.Error:
+            connection.close()
+            self.connection = None
+            stop.wait(self.timeout)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.connection is not None:
+            self.connection.close()

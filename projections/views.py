@@ -1,0 +1,131 @@
+"""The read models: what each view's rows are, derived from a membership's folded state.
+
+A view is a pure description: its columns, indexes, schema version, and the rows one
+membership contributes. The runner (`projections.runner`) keeps the rows current; the queries
+(`projections.queries`) read them through a stable SQL view name, so a rebuilt generation can
+replace the live one without readers noticing.
+
+Bump ``schema_version`` whenever the rows or columns change: the next ``project`` (or any
+query that catches up) rebuilds the view blue/green.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from domain.ledger import EXPORT_FIELDS, jsonable
+from domain.membership import MembershipState, Status
+
+KEY = ("org_id", "customer_id", "partner_program_id")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    sql_type: str  # portable: BIGINT, TEXT, BOOLEAN
+
+
+@dataclass(frozen=True)
+class View:
+    """One read model."""
+
+    name: str
+    schema_version: int
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    indexes: tuple[tuple[str, ...], ...]
+    order_by: tuple[str, ...]
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(column.name for column in self.columns)
+
+    def rows(
+        self, membership_id: UUID, state: MembershipState, position: int
+    ) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+
+_TYPES = {
+    "org_id": "BIGINT",
+    "customer_id": "BIGINT",
+    "partner_program_id": "BIGINT",
+    "loyalty_program_id": "BIGINT",
+    "link_inferred": "BOOLEAN",
+    "tier_number": "BIGINT",
+    "event_count": "BIGINT",
+}
+
+
+class MembershipsView(View):
+    """One row per membership with the fields of ``export memberships``; ``position`` is the
+    notification id of the latest event folded into it."""
+
+    def rows(
+        self, membership_id: UUID, state: MembershipState, position: int
+    ) -> list[tuple[Any, ...]]:
+        values = [jsonable(getattr(state, name)) for name in EXPORT_FIELDS]
+        return [(*values, str(membership_id), position)]
+
+
+class ExpiryView(View):
+    """One row per LINKED membership and expiry kind that has a date."""
+
+    KINDS = (
+        ("membership", "membership_expiry_date"),
+        ("tier", "tier_expiry_date"),
+        ("scheduled", "scheduled_expiry_date"),
+    )
+
+    def rows(
+        self, membership_id: UUID, state: MembershipState, position: int
+    ) -> list[tuple[Any, ...]]:
+        if state.status is not Status.LINKED:
+            return []
+        key = (state.org_id, state.customer_id, state.partner_program_id)
+        return [
+            (*key, kind, getattr(state, field).isoformat(), str(membership_id))
+            for kind, field in self.KINDS
+            if getattr(state, field) is not None
+        ]
+
+
+MEMBERSHIPS = MembershipsView(
+    name="memberships",
+    schema_version=1,
+    columns=(
+        *(Column(name, _TYPES.get(name, "TEXT")) for name in EXPORT_FIELDS),
+        Column("membership_id", "TEXT"),
+        Column("position", "BIGINT"),
+    ),
+    primary_key=KEY,
+    indexes=(
+        ("org_id", "partner_program_id", "status", "tier_number"),
+        ("membership_id",),
+    ),
+    order_by=KEY,
+)
+
+EXPIRY = ExpiryView(
+    name="expiry",
+    schema_version=1,
+    columns=(
+        Column("org_id", "BIGINT"),
+        Column("customer_id", "BIGINT"),
+        Column("partner_program_id", "BIGINT"),
+        Column("kind", "TEXT"),
+        Column("date", "TEXT"),
+        Column("membership_id", "TEXT"),
+    ),
+    primary_key=(*KEY, "kind"),
+    indexes=(
+        ("date", "org_id", "customer_id", "partner_program_id", "kind"),
+        ("membership_id",),
+    ),
+    order_by=("date", *KEY, "kind"),
+)
+
+VIEWS: dict[str, View] = {view.name: view for view in (MEMBERSHIPS, EXPIRY)}
+EXPIRY_FIELDS = ("org_id", "customer_id", "partner_program_id", "kind", "date")
