@@ -6,8 +6,10 @@ PostgreSQL is reached at ``PARTNER_LEDGER_TEST_PG`` (default: the machine's serv
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
+import sys
 from collections.abc import Iterator
 from itertools import count
 from pathlib import Path
@@ -23,6 +25,7 @@ ADMIN_URL = os.environ.get(
     "PARTNER_LEDGER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 FIXTURES = Path(__file__).parent / "fixtures"
+SCRIPTS = Path(__file__).parents[1] / "scripts"
 BACKENDS = ["sqlite", "postgres"]
 
 
@@ -85,6 +88,18 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def ledger(db_url: str) -> Iterator[Ledger]:
     with open_ledger(Settings(db=db_url)) as opened:
         yield opened
+
+
+def generated(count: int, *, seed: int) -> list[bytes]:
+    """``count`` lines of the project's notification generator, as payloads."""
+    spec = importlib.util.spec_from_file_location(
+        "generate_notifications", SCRIPTS / "generate_notifications.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return [line.encode() for line in module.generate(count, seed=seed)]
 
 
 def seed_payloads() -> dict[str, bytes]:
