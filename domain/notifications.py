@@ -76,13 +76,17 @@ KNOWN_UPDATE_TYPES: Final = frozenset(
 _EARLIEST_MS: Final = 946_684_800_000
 _LATEST_MS: Final = 4_102_444_800_000
 _MAX_ID: Final = 2**63 - 1
-_INTEGER = re.compile(r"[+-]?\d{1,20}")
-_DATE = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[ T]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?)?")
+_INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
+_TIME = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?"
+_DATE = re.compile(rf"([0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}})(?:[ T]{_TIME})?")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _ORG_PREFIX = re.compile(r"^\d+_")
 _MAX_DEPTH: Final = 64
 
 
 def _shown(value: Any) -> str:
+    if isinstance(value, int) and value.bit_length() > 256:
+        return f"an integer of {value.bit_length()} bits"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -136,7 +140,7 @@ def _epoch_millis(value: Any) -> int:
 
 
 def _calendar_date(value: Any) -> date | None:
-    if value is None:
+    if value is None or value == "":
         return None
     match = _DATE.fullmatch(value) if isinstance(value, str) else None
     try:
@@ -263,7 +267,7 @@ def parse_notification(raw: bytes | str) -> Notification:
     """Parse and normalize one payload, or raise `InvalidNotificationError`."""
     try:
         text = raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw
-        body = json.loads(text, parse_constant=_reject_constant)
+        body = json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
     except UnicodeDecodeError as error:
         raise InvalidNotificationError(
             Reason.NOT_JSON, f"the body is not UTF-8 ({error.reason} at byte {error.start})"
@@ -273,6 +277,15 @@ def parse_notification(raw: bytes | str) -> Notification:
     except ValueError as error:
         raise InvalidNotificationError(Reason.NOT_JSON, f"the body is not JSON ({error})") from None
     return parse_object(body)
+
+
+class LongNumber(str):
+    """A JSON integer too long to be any id; kept as its digits so that validation can name
+    the field (Python refuses to convert integers of more than 4,300 digits)."""
+
+
+def _parse_int(digits: str) -> int | str:
+    return int(digits) if len(digits) <= 64 else LongNumber(digits)
 
 
 def _reject_constant(name: str) -> Any:
@@ -305,12 +318,20 @@ def _strip(value: Any, anomalies: list[str], *, depth: int) -> Any:
     if depth > _MAX_DEPTH:
         return value
     if isinstance(value, str):
-        return value.strip()
+        if _SURROGATE.search(value):
+            raise InvalidNotificationError(
+                Reason.BAD_VALUE, f"the text {_shown(value)} holds an unpaired surrogate escape"
+            )
+        return value if isinstance(value, LongNumber) else value.strip()
     if isinstance(value, list):
         return [_strip(item, anomalies, depth=depth + 1) for item in value]
     if isinstance(value, dict):
         stripped: dict[str, Any] = {}
         for key, item in value.items():
+            if _SURROGATE.search(key):
+                raise InvalidNotificationError(
+                    Reason.BAD_VALUE, f"the key {_shown(key)} holds an unpaired surrogate escape"
+                )
             clean = key.strip()
             if clean in stripped:
                 # Two keys that differ only in whitespace: the first one wins.
@@ -427,12 +448,17 @@ def _extract(body: dict[str, Any], anomalies: list[str]) -> tuple[dict[str, Any]
         fields["update_type"] = "RENEW"
     entity = data.get("entityInformation")
     entity_id = entity.get("entityId") if isinstance(entity, dict) else None
-    if entity_id not in (None, "") and str(entity_id).removesuffix(".0") != str(
-        fields["customer_id"]
-    ):
+    if entity_id not in (None, "") and not _same_number(entity_id, fields["customer_id"]):
         anomalies.append("ENTITY_ID_MISMATCH")
     fields["anomalies"] = tuple(anomalies)
     return fields, paths
+
+
+def _same_number(left: Any, right: Any) -> bool:
+    try:
+        return _integer(left, minimum=0) == _integer(right, minimum=0)
+    except PydanticCustomError:
+        return False
 
 
 def _identifiers(instore: dict[str, Any]) -> dict[str, str]:
@@ -441,7 +467,11 @@ def _identifiers(instore: dict[str, Any]) -> dict[str, str]:
         "email": instore.get("email"),
         "external_id": instore.get("externalId"),
     }
-    identifiers = {k: str(v) for k, v in found.items() if isinstance(v, str | int) and v != ""}
+    identifiers = {
+        k: str(v)
+        for k, v in found.items()
+        if isinstance(v, str | int) and not isinstance(v, bool) and v != ""
+    }
     if "mobile" in identifiers:
         identifiers["mobile"] = "".join(identifiers["mobile"].split())
     return identifiers

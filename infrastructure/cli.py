@@ -106,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     project = commands.add_parser("project", help="catch every view up (--follow: keep going)")
     project.add_argument("--follow", action="store_true")
     project.add_argument("--status", action="store_true", help="views, lag and dead letters")
+    project.add_argument("--batch-size", type=int, default=2000, help="events per transaction")
     project.add_argument("--json", action="store_true")
     project.set_defaults(handler=_project)
 
@@ -281,7 +282,7 @@ def _tiers(args: argparse.Namespace, ledger: Ledger) -> int:
 
 
 def _project(args: argparse.Namespace, ledger: Ledger) -> int:
-    projector = Projector(ledger)
+    projector = Projector(ledger, batch_size=args.batch_size)
     if args.status:
         status = {"views": projector.status(), "dead_letters": projector.store.dead_letters()}
         if args.json:

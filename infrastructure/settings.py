@@ -28,7 +28,6 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PARTNER_LEDGER_", extra="ignore")
 
     db: str = DEFAULT_DB
-    batch_size: int = 500
     connect_timeout_seconds: int = 5
     lock_timeout_seconds: int = 10
 

@@ -151,6 +151,9 @@ class Projector:
         with ``diff_only``, report what would change and discard it)."""
         started = time.perf_counter()
         with exclusive(self.recorder.datastore, f"rebuild-{view.name}", wait=True):
+            for orphan in self.store.generations(view):
+                if orphan.state == "building":  # left by a rebuild that was killed
+                    self.store.drop(orphan)
             new = self.store.create_generation(view)
             try:
                 head = self.head()

@@ -203,7 +203,7 @@ class ViewStore:
                 (new_position, view.name, generation.number, expected_position)
                 + ((require_state,) if require_state else ()),
             )
-            if cursor.rowcount != 1:
+            if _rowcount(cursor) != 1:
                 raise PositionConflictError(
                     f"view {view.name} moved past position {expected_position} meanwhile"
                 )
@@ -327,6 +327,11 @@ class ViewStore:
                 (table,),
             )
         return self.query(f"SELECT name FROM pragma_table_info('{table}')")
+
+
+def _rowcount(cursor: Any) -> int:
+    # The library wraps SQLite cursors; the wrapper keeps the real one.
+    return int(getattr(cursor, "sqlite_cursor", cursor).rowcount)
 
 
 def _now_us() -> int:
