@@ -277,7 +277,8 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
 
     @contextmanager
     def reading(self) -> Iterator[Any]:
-        with self.datastore.transaction(commit=False) as curs:
+        # Autocommit, one statement: one round trip instead of BEGIN, SELECT, ROLLBACK.
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
             yield curs
 
     def create_table(self) -> None:

@@ -21,11 +21,21 @@ class LockHeldError(LedgerError):
     """Another process holds the lock."""
 
 
+def postgres_params(datastore: Any) -> dict[str, Any] | None:
+    """Connection parameters of the library's PostgreSQL pool (None for SQLite), for the few
+    connections that must live outside the pool: advisory locks and LISTEN."""
+    kwargs = getattr(datastore.pool, "kwargs", None)
+    if kwargs is None:
+        return None
+    return {k: kwargs[k] for k in ("dbname", "host", "port", "user", "password") if k in kwargs}
+
+
 @contextmanager
 def exclusive(datastore: Any, name: str, *, wait: bool) -> Iterator[None]:
     """Hold the lock ``name`` for the block; without ``wait``, `LockHeldError` if taken."""
-    if hasattr(datastore, "pool") and hasattr(datastore.pool, "kwargs"):
-        with _advisory(datastore.pool.kwargs, name, wait=wait):
+    params = postgres_params(datastore)
+    if params is not None:
+        with _advisory(params, name, wait=wait):
             yield
     else:
         with _lock_file(Path(f"{datastore.pool.db_name}.{name.replace(':', '-')}.lock"), wait=wait):
@@ -33,8 +43,7 @@ def exclusive(datastore: Any, name: str, *, wait: bool) -> Iterator[None]:
 
 
 @contextmanager
-def _advisory(kwargs: dict[str, Any], name: str, *, wait: bool) -> Iterator[None]:
-    params = {k: kwargs[k] for k in ("dbname", "host", "port", "user", "password") if k in kwargs}
+def _advisory(params: dict[str, Any], name: str, *, wait: bool) -> Iterator[None]:
     with psycopg.connect(**params, autocommit=True) as connection:
         key = f"partner-ledger:{name}"
         if wait:

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -27,7 +28,7 @@ from eventsourcing.persistence import StoredEvent
 from domain.errors import LedgerError
 from domain.ledger import Ledger
 from domain.membership import PartnerMembership, fold
-from projections.locks import exclusive
+from projections.locks import exclusive, postgres_params
 from projections.store import DeadLetter, Generation, PositionConflictError, ViewStore
 from projections.views import VIEWS, View
 
@@ -72,29 +73,32 @@ class Projector:
         total = 0
         while True:
             try:
-                moved = self._advance(view, generation, strict=strict)
+                moved, position = self._advance(view, generation, strict=strict)
             except PositionConflictError:
-                moved = -1
+                # Someone else moved it, or it was switched or dropped: look again.
+                refreshed = self._generation(view, generation.number)
+                if refreshed is None or refreshed.state != generation.state:
+                    return total
+                generation = refreshed
+                continue
             if moved == 0:
                 return total
-            total += max(moved, 0)
-            if progress and moved > 0:
+            total += moved
+            if progress:
                 progress(moved)
-            refreshed = self._generation(view, generation.number)
-            if refreshed is None or refreshed.state != generation.state:
-                return total  # switched or dropped meanwhile: the caller looks again
-            generation = refreshed
+            generation = dataclasses.replace(generation, position=position)
 
     def _generation(self, view: View, number: int) -> Generation | None:
         return next((g for g in self.store.generations(view) if g.number == number), None)
 
-    def _advance(self, view: View, generation: Generation, *, strict: bool) -> int:
-        """Apply the next batch after the generation's position; return its size."""
+    def _advance(self, view: View, generation: Generation, *, strict: bool) -> tuple[int, int]:
+        """Apply the next batch after the generation's position; return its size and the
+        new position."""
         notifications = self.recorder.select_notifications(
             start=generation.position, limit=self.batch_size, inclusive_of_start=False
         )
         if not notifications:
-            return 0
+            return 0, generation.position
         end = notifications[-1].id
         touched: dict[UUID, list[int]] = {}
         for notification in notifications:
@@ -127,7 +131,7 @@ class Projector:
             dead_letters=letters,
             require_state=generation.state,
         )
-        return len(notifications)
+        return len(notifications), end
 
     def _rows(
         self, view: View, membership_id: UUID, stream: Sequence[tuple[int, StoredEvent]]
@@ -300,12 +304,7 @@ class _Waiter:
     def __init__(self, recorder: Any, timeout: float) -> None:
         self.recorder = recorder
         self.timeout = timeout
-        kwargs = getattr(recorder.datastore.pool, "kwargs", None)
-        self.params = (
-            None
-            if kwargs is None
-            else {k: kwargs[k] for k in ("dbname", "host", "port", "user", "password")}
-        )
+        self.params = postgres_params(recorder.datastore)
         self.connection: psycopg.Connection[Any] | None = None
 
     def __enter__(self) -> _Waiter:

@@ -72,9 +72,19 @@ class ViewStore:
             yield cursor
 
     def query(self, text: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        with self.datastore.transaction(commit=False) as cursor:
+        with self._reading() as cursor:
             cursor.execute(self._sql(text), params)
             return [dict(row) for row in cursor.fetchall()]
+
+    @contextmanager
+    def _reading(self) -> Iterator[Any]:
+        if self.postgres:
+            # Autocommit, one statement: one round trip instead of BEGIN, SELECT, ROLLBACK.
+            with self.datastore.get_connection() as conn, conn.cursor() as cursor:
+                yield cursor
+        else:
+            with self.datastore.transaction(commit=False) as cursor:
+                yield cursor
 
     def _ensure_registry(self) -> None:
         with self.transaction() as cursor:

@@ -1,0 +1,327 @@
+"""Benchmarks on PostgreSQL, each beside a raw baseline measured in the same run.
+
+    .venv/bin/python scripts/bench.py [--scale small|full] [--json OUT] [--admin-url URL]
+
+Creates a scratch database, runs, prints one table (figure, ours, baseline, ratio, target, met?),
+writes the same as JSON with --json, and drops the database. Nothing here is a test: it asserts
+nothing about speed.
+
+Figures:
+1. ingest: ``partner-ledger ingest`` of a generated file, notifications/s end to end, and peak
+   RSS; baseline: COPY of the same number of stored-event rows of the same size into a bare table.
+2. rebuild: rebuilding the memberships view from the log, events/s; baseline: a raw SELECT of the
+   notification log with decoding of every event.
+3. freshness: with ``project --follow`` running, commit-to-visible latency in the memberships
+   view; baseline: a bare LISTEN/NOTIFY round trip on the same server.
+4. queries: membership lookup and a 100-row ``expiring`` page, p50/p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from domain.ledger import Ledger  # noqa: E402
+from infrastructure.settings import Settings  # noqa: E402
+from infrastructure.wiring import open_ledger  # noqa: E402
+from projections.queries import Queries  # noqa: E402
+from projections.runner import Projector  # noqa: E402
+from projections.views import MEMBERSHIPS  # noqa: E402
+
+CLI = Path(sys.executable).parent / "partner-ledger"
+SCALES = {
+    "small": {"notifications": 20_000, "freshness": 200, "queries": 2_000},
+    "full": {"notifications": 1_000_000, "freshness": 1_000, "queries": 10_000},
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", choices=list(SCALES), default="small")
+    parser.add_argument("--json", type=Path, metavar="OUT")
+    parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    args = parser.parse_args()
+    scale = SCALES[args.scale]
+    name = f"pl_bench_{os.getpid()}"
+    base = args.admin_url.rsplit("/", 1)[0]
+    with psycopg.connect(args.admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = f"{base}/{name}"
+    try:
+        rows = run(url, scale)
+    finally:
+        with psycopg.connect(args.admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    print_table(rows)
+    if args.json:
+        args.json.write_text(json.dumps({"scale": args.scale, "figures": rows}, indent=2) + "\n")
+    return 0
+
+
+def run(url: str, scale: dict[str, int]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as scratch:
+        stream = Path(scratch) / "stream.jsonl"
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "scripts/generate_notifications.py"),
+                "--count",
+                str(scale["notifications"]),
+                "--seed",
+                "7",
+                "--out",
+                str(stream),
+            ],
+            check=True,
+        )
+        rows += bench_ingest(url, stream, scale["notifications"])
+    with open_ledger(Settings(db=url)) as ledger:
+        rows += bench_rebuild(ledger)
+        rows += bench_freshness(url, ledger, scale["freshness"])
+        rows += bench_queries(ledger, scale["queries"])
+    return rows
+
+
+def bench_ingest(url: str, stream: Path, count: int) -> list[dict[str, Any]]:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [str(CLI), "--db", url, "ingest", str(stream), "--json"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - started
+    summary = json.loads(done.stdout)
+    rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    ours = count / seconds
+    raw = raw_copy_rate(url)
+    return [
+        figure(
+            "ingest notifications/s (end to end, with views)",
+            ours,
+            raw,
+            ">= 0.25x raw COPY",
+            ours >= 0.25 * raw,
+            unit="/s",
+        ),
+        figure("ingest peak RSS MB", rss_mb, None, "< 300 MB", rss_mb < 300, unit="MB"),
+        figure(
+            "ingest accounting (received = sum)",
+            summary["received"],
+            None,
+            "every payload accounted for",
+            summary["received"]
+            == summary["recorded"] + summary["duplicates"] + summary["quarantined"],
+        ),
+    ]
+
+
+def raw_copy_rate(url: str) -> float:
+    """COPY the stored events themselves (same rows, same sizes) into a bare table."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT originator_id, originator_version, topic, state FROM partnerledger_events"
+        ).fetchall()
+        conn.execute(
+            "CREATE TABLE bench_raw (originator_id uuid, originator_version bigint, "
+            "topic text, state bytea)"
+        )
+        started = time.perf_counter()
+        with (
+            conn.transaction(),
+            conn.cursor() as cursor,
+            cursor.copy("COPY bench_raw FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        seconds = time.perf_counter() - started
+        conn.execute("DROP TABLE bench_raw")
+    return len(rows) / seconds
+
+
+def bench_rebuild(ledger: Ledger) -> list[dict[str, Any]]:
+    projector = Projector(ledger)
+    report = projector.rebuild(MEMBERSHIPS)
+    ours = report["events"] / report["seconds"]
+    started = time.perf_counter()
+    decoded = 0
+    position = 0
+    while True:
+        batch = ledger.recorder.select_notifications(position, 5000, inclusive_of_start=False)
+        if not batch:
+            break
+        for notification in batch:
+            ledger.mapper.to_domain_event(notification)
+            decoded += 1
+        position = batch[-1].id
+    raw = decoded / (time.perf_counter() - started)
+    return [
+        figure(
+            "rebuild memberships events/s",
+            ours,
+            raw,
+            ">= 0.5x raw read+decode",
+            ours >= 0.5 * raw,
+            unit="/s",
+        )
+    ]
+
+
+def bench_freshness(url: str, ledger: Ledger, samples: int) -> list[dict[str, Any]]:
+    follower = subprocess.Popen(
+        [str(CLI), "--db", url, "project", "--follow"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert follower.stderr is not None
+    follower.stderr.readline()  # "following the log": signal handlers are in place
+    queries = Queries(Projector(ledger).store)
+    latencies: list[float] = []
+    try:
+        for number in range(samples):
+            ledger.receive([notification(customer=900_000_000 + number)])
+            started = time.perf_counter()  # the write has committed: now wait for the view
+            while queries.membership(50191, 900_000_000 + number, 25) is None:
+                time.sleep(0.0005)
+            latencies.append(time.perf_counter() - started)
+    finally:
+        follower.terminate()
+        follower.wait(timeout=30)
+    raw = notify_round_trips(url, samples)
+    p50, p99 = percentiles(latencies)
+    raw50, raw99 = percentiles(raw)
+    return [
+        figure("freshness commit->visible p50 ms", p50 * 1e3, raw50 * 1e3, "-", True, unit="ms"),
+        figure(
+            "freshness commit->visible p99 ms",
+            p99 * 1e3,
+            raw99 * 1e3,
+            "< 50 ms",
+            p99 < 0.050,
+            unit="ms",
+        ),
+    ]
+
+
+def notify_round_trips(url: str, samples: int) -> list[float]:
+    with (
+        psycopg.connect(url, autocommit=True) as listener,
+        psycopg.connect(url, autocommit=True) as sender,
+    ):
+        listener.execute("LISTEN bench")
+        times = []
+        for _ in range(samples):
+            started = time.perf_counter()
+            sender.execute("NOTIFY bench")
+            next(listener.notifies(timeout=5, stop_after=1))
+            times.append(time.perf_counter() - started)
+    return times
+
+
+def bench_queries(ledger: Ledger, samples: int) -> list[dict[str, Any]]:
+    projector = Projector(ledger)
+    projector.catch_up()
+    queries = Queries(projector.store)
+    keys = [
+        (r["org_id"], r["customer_id"], r["partner_program_id"])
+        for r in list(queries.memberships())[:samples]
+    ]
+    lookup = timed(lambda key: queries.membership(*key), keys)
+    pages = timed(lambda _: queries.expiring(limit=100), range(min(samples, 2000)))
+    rows = []
+    for name, values, target in (
+        ("membership lookup", lookup, 0.002),
+        ("expiring 100-row page", pages, 0.010),
+    ):
+        p50, p99 = percentiles(values)
+        rows.append(figure(f"{name} p50 ms", p50 * 1e3, None, "-", True, unit="ms"))
+        rows.append(
+            figure(
+                f"{name} p99 ms", p99 * 1e3, None, f"< {target * 1e3:g} ms", p99 < target, unit="ms"
+            )
+        )
+    return rows
+
+
+def timed(call: Callable[[Any], Any], items: Any) -> list[float]:
+    times = []
+    for item in items:
+        started = time.perf_counter()
+        call(item)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def notification(*, customer: int) -> bytes:
+    return json.dumps(
+        {
+            "eventName": "partnerProgramLinked",
+            "orgId": 50191,
+            "createdAt": 1700000000000,
+            "data": {
+                "customerIdentifiers": {"customerId": customer},
+                "loyaltyProgramId": 855,
+                "partnerProgramId": 25,
+                "partnerProgramType": "EXTERNAL",
+                "customerPartnerProgramDetails": {"partnerTierNumber": 1},
+            },
+        }
+    ).encode()
+
+
+def percentiles(values: list[float]) -> tuple[float, float]:
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return cuts[49], cuts[98]
+
+
+def figure(
+    name: str, ours: float, baseline: float | None, target: str, met: bool, unit: str = ""
+) -> dict[str, Any]:
+    ratio = None if not baseline else ours / baseline
+    return {
+        "figure": name,
+        "ours": round(ours, 3),
+        "baseline": None if baseline is None else round(baseline, 3),
+        "ratio": None if ratio is None else round(ratio, 3),
+        "target": target,
+        "met": met,
+        "unit": unit,
+    }
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    header = ("figure", "ours", "baseline", "ratio", "target", "met?")
+    lines = [header] + [
+        (
+            r["figure"],
+            f"{r['ours']:,.2f}",
+            "-" if r["baseline"] is None else f"{r['baseline']:,.2f}",
+            "-" if r["ratio"] is None else f"{r['ratio']:.2f}",
+            r["target"],
+            "yes" if r["met"] else "NO",
+        )
+        for r in rows
+    ]
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
+    for line in lines:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
