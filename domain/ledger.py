@@ -34,6 +34,8 @@ from domain.errors import (
     Reason,
     StorageUnavailableError,
 )
+from domain.audit import AuditStore
+from domain.integrity import GENESIS
 from domain.membership import MembershipState, PartnerMembership, is_late, membership_id
 from domain.notifications import Notification, parse_notification
 
@@ -53,8 +55,15 @@ class Outcome:
 
 @dataclass(frozen=True)
 class InboxRow:
+    """One recorded notification; ``previous_hash`` is the membership's chain head before
+    this batch (the recorder chains several events of one batch itself)."""
+
     membership_id: UUID
     version: int
+    org_id: int
+    customer_id: int
+    partner_program_id: int
+    previous_hash: str
     fingerprint: str
     event_id: str | None
     occurred_at_ms: int
@@ -78,7 +87,7 @@ class Resolution:
     resolved_at_us: int
 
 
-class LedgerStore(Protocol):
+class LedgerStore(AuditStore, Protocol):
     """What the ledger needs from its recorder beyond the library's event storage."""
 
     def find_recorded(
@@ -88,6 +97,8 @@ class LedgerStore(Protocol):
     def select_streams(
         self, membership_ids: Sequence[UUID], *, up_to: int | None = None
     ) -> dict[UUID, list[tuple[int, StoredEvent]]]: ...
+
+    def chain_heads(self, heads: Sequence[tuple[UUID, int]]) -> dict[UUID, str]: ...
 
     def positions(self, membership_id: UUID) -> dict[int, int]: ...
 
@@ -210,7 +221,13 @@ class Ledger(Application[UUID]):
                 membership.record(item)
                 pending.append((membership, membership.version))
                 outcomes.append(Outcome("recorded"))
-        inbox = [_inbox_row(membership, version) for membership, version in pending]
+        heads = self.store.chain_heads(
+            [(m.id, m.version - m.pending_count) for m in memberships.values() if m.pending_count]
+        )
+        inbox = [
+            _inbox_row(membership, version, heads.get(membership.id, GENESIS))
+            for membership, version in pending
+        ]
         resolutions = [
             Resolution(qid, outcome.status, received_at_us)
             for qid, outcome in zip(resolving or (), outcomes, strict=False)
@@ -355,11 +372,15 @@ def _parse(raw: bytes) -> Notification | InvalidNotificationError:
         return error
 
 
-def _inbox_row(membership: PartnerMembership, version: int) -> InboxRow:
+def _inbox_row(membership: PartnerMembership, version: int, previous_hash: str) -> InboxRow:
     event = membership.recorded[version - 1]
     return InboxRow(
         membership_id=membership.id,
         version=version,
+        org_id=event.org_id,
+        customer_id=event.customer_id,
+        partner_program_id=event.partner_program_id,
+        previous_hash=previous_hash,
         fingerprint=event.fingerprint,
         event_id=event.source.get("event_id"),
         occurred_at_ms=int(event.occurred_at.timestamp() * 1000),

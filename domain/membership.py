@@ -253,6 +253,11 @@ class PartnerMembership(Aggregate):
             self._latest_occurrence = event.occurred_at
 
     @property
+    def pending_count(self) -> int:
+        """Events triggered but not yet collected (saved)."""
+        return len(self.pending_events)
+
+    @property
     def key(self) -> tuple[int, int, int]:
         first = self.recorded[0] if self.recorded else None
         if first is None:

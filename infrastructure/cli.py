@@ -18,7 +18,9 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TextIO
 
+from domain.audit import Auditor
 from domain.errors import LedgerError, MembershipNotFoundError
+from domain.integrity import parse_anchor
 from domain.ledger import EXPORT_FIELDS, Ledger, Outcome, iso
 from infrastructure.progress import Progress
 from infrastructure.settings import Settings
@@ -120,6 +122,19 @@ def _parser() -> argparse.ArgumentParser:
     rebuild.add_argument("--json", action="store_true")
     rebuild.set_defaults(handler=_rebuild)
 
+    verify = commands.add_parser("verify", help="recompute hash chains and the log digest")
+    verify.add_argument(
+        "--against",
+        metavar="DIGEST@POSITION",
+        help="also check a digest published earlier with 'digest'",
+    )
+    verify.add_argument("--json", action="store_true")
+    verify.set_defaults(handler=_verify)
+
+    digest = commands.add_parser("digest", help="print the log digest as DIGEST@POSITION")
+    digest.add_argument("--json", action="store_true")
+    digest.set_defaults(handler=_digest)
+
     quarantine = commands.add_parser("quarantine", help="payloads that could not be recorded")
     actions = quarantine.add_subparsers(title="actions", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="open entries (--all: also resolved)")
@@ -163,9 +178,11 @@ def _ingest(args: argparse.Namespace, ledger: Ledger) -> int:
                 duplicates=tally["duplicate"],
                 quarantined=tally["quarantined"],
             )
-    # Catch the views up inline, so queries and exports reflect what was just recorded.
+    # Catch the views up inline, so queries and exports reflect what was just recorded, and
+    # extend the log digest's checkpoints over the new events.
     projected = time.perf_counter()
     Projector(ledger).catch_up()
+    Auditor(ledger.store).checkpoint()
     summary: dict[str, Any] = {
         "received": sum(tally.values()),
         "recorded": tally["recorded"],
@@ -340,6 +357,61 @@ def _rebuild(args: argparse.Namespace, ledger: Ledger) -> int:
             )
             for item in report["sample"]:
                 print(f"  {item['key']}: {item['before']} -> {item['after']}")
+    return 0
+
+
+def _verify(args: argparse.Namespace, ledger: Ledger) -> int:
+    auditor = Auditor(ledger.store)
+    breaks = auditor.verify()
+    if args.against:
+        breaks += auditor.verify_against(*parse_anchor(args.against))
+    digest, position, events = auditor.digest()
+    report = {
+        "ok": not breaks,
+        "events": events,
+        "position": position,
+        "digest": f"{digest}@{position}",
+        "breaks": [{k: v for k, v in vars(b).items() if v is not None} for b in breaks],
+    }
+    if args.json:
+        _print_json(report)
+    else:
+        for item in breaks:
+            where = " ".join(
+                f"{name} {value}"
+                for name, value in (
+                    ("membership", item.membership or item.membership_id),
+                    ("version", item.version),
+                    ("position", item.position),
+                )
+                if value is not None
+            )
+            print(
+                f"{item.kind}: {where}: {item.detail}"
+                + (f" (expected {item.expected}, found {item.found})" if item.expected else "")
+            )
+        print(
+            f"{'verified' if not breaks else 'BROKEN'}: {events} events, "
+            f"{len(breaks)} breaks, digest {digest}@{position}"
+        )
+    return 0 if not breaks else 3
+
+
+def _digest(args: argparse.Namespace, ledger: Ledger) -> int:
+    auditor = Auditor(ledger.store)
+    auditor.checkpoint()
+    digest, position, events = auditor.digest()
+    if args.json:
+        _print_json(
+            {
+                "digest": digest,
+                "position": position,
+                "events": events,
+                "anchor": f"{digest}@{position}",
+            }
+        )
+    else:
+        print(f"{digest}@{position}")
     return 0
 
 

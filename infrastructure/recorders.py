@@ -15,6 +15,7 @@ to ``insert_events()``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -25,6 +26,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 from psycopg.sql import SQL, Composed
 
+from domain.integrity import chain_hash
 from domain.ledger import InboxRow, QuarantineRow, Resolution
 
 SCHEMA_LOCK = 7_261_129_001  # advisory lock key: creating or migrating the ledger's tables
@@ -32,10 +34,15 @@ SCHEMA_LOCK = 7_261_129_001  # advisory lock key: creating or migrating the ledg
 INBOX_COLUMNS = (
     "originator_id",
     "originator_version",
+    "org_id",
+    "customer_id",
+    "partner_program_id",
     "fingerprint",
     "event_id",
     "occurred_at_ms",
     "recorded_at_us",
+    "previous_hash",
+    "hash",
 )
 
 
@@ -43,6 +50,7 @@ class LedgerTables:
     """SQL shared by both databases: written with ``%s`` placeholders; SQLite swaps in ``?``."""
 
     events_table: str
+    datastore: Any
     placeholder = "%s"
     uuid_type = "uuid"
     bytes_type = "bytea"
@@ -51,8 +59,17 @@ class LedgerTables:
         return [
             "CREATE TABLE IF NOT EXISTS ledger_inbox ("
             f"originator_id {self.uuid_type} NOT NULL, originator_version BIGINT NOT NULL, "
+            "org_id BIGINT NOT NULL, customer_id BIGINT NOT NULL, "
+            "partner_program_id BIGINT NOT NULL, "
             "fingerprint TEXT NOT NULL, event_id TEXT, occurred_at_ms BIGINT NOT NULL, "
-            "recorded_at_us BIGINT NOT NULL, PRIMARY KEY (originator_id, originator_version))",
+            "recorded_at_us BIGINT NOT NULL, previous_hash TEXT NOT NULL, hash TEXT NOT NULL, "
+            "PRIMARY KEY (originator_id, originator_version))",
+            "CREATE INDEX IF NOT EXISTS ledger_inbox_recorded "
+            "ON ledger_inbox (org_id, recorded_at_us)",
+            "CREATE INDEX IF NOT EXISTS ledger_inbox_key "
+            "ON ledger_inbox (org_id, customer_id, partner_program_id)",
+            "CREATE TABLE IF NOT EXISTS ledger_digests (position BIGINT PRIMARY KEY, "
+            "events BIGINT NOT NULL, digest TEXT NOT NULL, created_at_us BIGINT NOT NULL)",
             "CREATE UNIQUE INDEX IF NOT EXISTS ledger_inbox_fingerprint "
             "ON ledger_inbox (fingerprint)",
             "CREATE UNIQUE INDEX IF NOT EXISTS ledger_inbox_event_id ON ledger_inbox (event_id)",
@@ -105,25 +122,46 @@ class LedgerTables:
                 (row.resolved_at_us, row.resolution, row.id),
             )
 
-    def _write_inbox(self, curs: Any, rows: Sequence[InboxRow]) -> None:
-        if rows:
-            curs.executemany(
-                self.sql(
-                    f"INSERT INTO ledger_inbox ({', '.join(INBOX_COLUMNS)}) "
-                    "VALUES (%s, %s, %s, %s, %s, %s)"
-                ),
-                [
-                    (
-                        self.originator(row.membership_id),
-                        row.version,
-                        row.fingerprint,
-                        row.event_id,
-                        row.occurred_at_ms,
-                        row.recorded_at_us,
-                    )
-                    for row in rows
-                ],
+    def _write_inbox(
+        self, curs: Any, rows: Sequence[InboxRow], stored_events: Sequence[StoredEvent]
+    ) -> None:
+        """Inbox rows, each with its event's chain hash (computed over the stored bytes)."""
+        if not rows:
+            return
+        stored = {(e.originator_id, e.originator_version): e for e in stored_events}
+        heads: dict[UUID, str] = {}
+        values = []
+        for row in rows:
+            event = stored[(row.membership_id, row.version)]
+            previous = heads.get(row.membership_id, row.previous_hash)
+            digest = chain_hash(
+                previous,
+                membership_id=row.membership_id,
+                version=row.version,
+                topic=event.topic,
+                state=event.state,
             )
+            heads[row.membership_id] = digest
+            values.append(
+                (
+                    self.originator(row.membership_id),
+                    row.version,
+                    row.org_id,
+                    row.customer_id,
+                    row.partner_program_id,
+                    row.fingerprint,
+                    row.event_id,
+                    row.occurred_at_ms,
+                    row.recorded_at_us,
+                    previous,
+                    digest,
+                )
+            )
+        marks = ", ".join(["%s"] * len(INBOX_COLUMNS))
+        curs.executemany(
+            self.sql(f"INSERT INTO ledger_inbox ({', '.join(INBOX_COLUMNS)}) VALUES ({marks})"),
+            values,
+        )
 
     # --- queries -------------------------------------------------------------------------
 
@@ -195,6 +233,74 @@ class LedgerTables:
             [*params, limit],
         )
         return [(row["position"], _stored(row)) for row in rows]
+
+    def chain_rows(self, *, after: tuple[UUID, int] | None, limit: int) -> list[dict[str, Any]]:
+        """Stored events with their inbox rows, in (membership, version) order, resuming after
+        ``after``. Inbox columns are null for an event that has no inbox row."""
+        where, params = "", []
+        if after is not None:
+            where = "WHERE (e.originator_id, e.originator_version) > (%s, %s) "
+            params = [self.originator(after[0]), after[1]]
+        return self.query(
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state, "
+            f"e.{self.position_column} AS position, i.previous_hash, i.hash, i.org_id, "
+            f"i.customer_id, i.partner_program_id FROM {self.events_table} e "
+            "LEFT JOIN ledger_inbox i ON i.originator_id = e.originator_id "
+            "AND i.originator_version = e.originator_version "
+            f"{where}ORDER BY e.originator_id, e.originator_version LIMIT %s",
+            [*params, limit],
+        )
+
+    def orphan_inbox_rows(self) -> list[dict[str, Any]]:
+        """Inbox rows whose event is gone from the event store."""
+        return self.query(
+            "SELECT i.originator_id, i.originator_version, i.org_id, i.customer_id, "
+            "i.partner_program_id, i.hash FROM ledger_inbox i "
+            f"LEFT JOIN {self.events_table} e ON e.originator_id = i.originator_id "
+            "AND e.originator_version = i.originator_version WHERE e.originator_id IS NULL "
+            "ORDER BY i.originator_id, i.originator_version"
+        )
+
+    def log_rows(self, *, after: int, up_to: int | None, limit: int) -> list[tuple[int, str]]:
+        """(position, chain hash) in notification order after ``after``."""
+        bound = "" if up_to is None else f" AND e.{self.position_column} <= %s"
+        rows = self.query(
+            f"SELECT e.{self.position_column} AS position, i.hash FROM {self.events_table} e "
+            "LEFT JOIN ledger_inbox i ON i.originator_id = e.originator_id "
+            "AND i.originator_version = e.originator_version "
+            f"WHERE e.{self.position_column} > %s{bound} "
+            f"ORDER BY e.{self.position_column} LIMIT %s",
+            [after, *(() if up_to is None else (up_to,)), limit],
+        )
+        return [(int(row["position"]), row["hash"] or "") for row in rows]
+
+    def checkpoints(self) -> list[dict[str, Any]]:
+        return self.query("SELECT position, events, digest FROM ledger_digests ORDER BY position")
+
+    def add_checkpoints(self, rows: Sequence[tuple[int, int, str]]) -> None:
+        with self.datastore.transaction(commit=True) as curs:
+            for position, events, digest in rows:
+                curs.execute(
+                    self.sql(
+                        "INSERT INTO ledger_digests (position, events, digest, created_at_us) "
+                        "VALUES (%s, %s, %s, %s) ON CONFLICT (position) DO NOTHING"
+                    ),
+                    (position, events, digest, time.time_ns() // 1000),
+                )
+
+    def chain_heads(self, heads: Sequence[tuple[UUID, int]]) -> dict[UUID, str]:
+        """The chain hash of each (membership, version): the link the next event hangs on."""
+        found: dict[UUID, str] = {}
+        for chunk in _chunks(list(heads), 250):
+            condition = " OR ".join(
+                ["(originator_id = %s AND originator_version = %s)"] * len(chunk)
+            )
+            params = [value for mid, version in chunk for value in (self.originator(mid), version)]
+            for row in self.query(
+                f"SELECT originator_id, hash FROM ledger_inbox WHERE {condition}", params
+            ):
+                found[UUID(str(row["originator_id"]))] = row["hash"]
+        return found
 
     def oldest_recorded_after(self, position: int) -> int | None:
         """Recording time (epoch microseconds) of the first event after ``position``."""
@@ -303,7 +409,7 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
         super()._insert_stored_events(curs, stored_events, **kwargs)
         # A second cursor: the first one still holds the RETURNING rows the library reads.
         with curs.connection.cursor() as inbox_cursor:
-            self._write_inbox(inbox_cursor, kwargs.get("inbox", ()))
+            self._write_inbox(inbox_cursor, kwargs.get("inbox", ()), stored_events)
 
 
 class SQLiteLedgerRecorder(LedgerTables, SQLiteApplicationRecorder):
@@ -335,5 +441,5 @@ class SQLiteLedgerRecorder(LedgerTables, SQLiteApplicationRecorder):
         self._write_quarantine(c, kwargs.get("quarantine", ()))
         self._write_resolutions(c, kwargs.get("resolutions", ()))
         notification_ids = super()._insert_events(c, stored_events, **kwargs)
-        self._write_inbox(c, kwargs.get("inbox", ()))
+        self._write_inbox(c, kwargs.get("inbox", ()), stored_events)
         return notification_ids

@@ -1,0 +1,210 @@
+"""Audit: prove the stored history is what was written, and keep the log digest's checkpoints.
+
+`Auditor.verify` recomputes every membership's hash chain from the stored bytes and the log
+digest from the chain hashes, and names each break: which membership, which version and
+position, the expected and the found hash. `Auditor.checkpoint` extends the stored digest
+checkpoints (one every ``CHECKPOINT_EVERY`` events); `Auditor.digest` gives ``DIGEST@POSITION``
+for an operator to publish elsewhere, and `Auditor.verify_against` checks such an anchor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+from uuid import UUID
+
+from domain.integrity import GENESIS, Break, chain_hash, next_digest
+
+CHECKPOINT_EVERY = 1000
+PAGE = 5000
+
+
+class AuditStore(Protocol):
+    def chain_rows(self, *, after: tuple[UUID, int] | None, limit: int) -> list[dict[str, Any]]: ...
+
+    def orphan_inbox_rows(self) -> list[dict[str, Any]]: ...
+
+    def log_rows(self, *, after: int, up_to: int | None, limit: int) -> list[tuple[int, str]]: ...
+
+    def checkpoints(self) -> list[dict[str, Any]]: ...
+
+    def add_checkpoints(self, rows: Sequence[tuple[int, int, str]]) -> None: ...
+
+
+class Auditor:
+    def __init__(self, store: AuditStore, *, checkpoint_every: int = CHECKPOINT_EVERY) -> None:
+        self.store = store
+        self.checkpoint_every = checkpoint_every
+
+    # --- chains --------------------------------------------------------------------------
+
+    def verify(self) -> list[Break]:
+        """Every break in every chain and in the digest checkpoints; empty when intact."""
+        return [*self._chain_breaks(), *self._checkpoint_breaks()]
+
+    def _chain_breaks(self) -> Iterator[Break]:
+        orphans = {
+            (UUID(str(r["originator_id"])), r["originator_version"]): r
+            for r in self.store.orphan_inbox_rows()
+        }
+        for (membership, version), row in orphans.items():
+            yield Break(
+                "EVENT_MISSING",
+                "the event was deleted from the event store",
+                membership=_key(row),
+                membership_id=str(membership),
+                version=version,
+                expected=row["hash"],
+            )
+        current: UUID | None = None
+        head, expected_version = GENESIS, 1
+        for row in self._all_chain_rows():
+            membership, version = UUID(str(row["originator_id"])), row["originator_version"]
+            if membership != current:
+                current, head, expected_version = membership, GENESIS, 1
+            for gone in range(expected_version, version):
+                if (membership, gone) not in orphans:
+                    yield Break(
+                        "EVENT_MISSING",
+                        "the event and its inbox row were deleted",
+                        membership_id=str(membership),
+                        version=gone,
+                    )
+            expected_version = version + 1
+            where = {
+                "membership": _key(row),
+                "membership_id": str(membership),
+                "version": version,
+                "position": row["position"],
+            }
+            if row["hash"] is None:
+                yield Break("UNTRACKED_EVENT", "an event the ledger never recorded", **where)
+                continue
+            if row["previous_hash"] != head:
+                yield Break(
+                    "LINK_BROKEN",
+                    "the chain does not continue from the event before",
+                    expected=head,
+                    found=row["previous_hash"],
+                    **where,
+                )
+            recomputed = chain_hash(
+                row["previous_hash"],
+                membership_id=membership,
+                version=version,
+                topic=row["topic"],
+                state=bytes(row["state"]),
+            )
+            if recomputed != row["hash"]:
+                yield Break(
+                    "CONTENT_CHANGED",
+                    "the stored event is not what was written",
+                    expected=row["hash"],
+                    found=recomputed,
+                    **where,
+                )
+            head = row["hash"]
+
+    def _all_chain_rows(self) -> Iterator[dict[str, Any]]:
+        after: tuple[UUID, int] | None = None
+        while True:
+            rows = self.store.chain_rows(after=after, limit=PAGE)
+            yield from rows
+            if len(rows) < PAGE:
+                return
+            after = (UUID(str(rows[-1]["originator_id"])), rows[-1]["originator_version"])
+
+    # --- the log digest ------------------------------------------------------------------
+
+    def _log(self, *, after: int = 0, up_to: int | None = None) -> Iterator[tuple[int, str]]:
+        while True:
+            rows = self.store.log_rows(after=after, up_to=up_to, limit=PAGE)
+            yield from rows
+            if len(rows) < PAGE:
+                return
+            after = rows[-1][0]
+
+    def digest(self, up_to: int | None = None) -> tuple[str, int, int]:
+        """The log digest at ``up_to`` (default: the head): (digest, position, events)."""
+        digest, position, events = GENESIS, 0, 0
+        for position, event_hash in self._log(up_to=up_to):
+            digest = next_digest(digest, position=position, event_hash=event_hash)
+            events += 1
+        return digest, position, events
+
+    def verify_against(self, digest: str, position: int) -> list[Break]:
+        """Check a published ``DIGEST@POSITION``."""
+        found, reached, _ = self.digest(up_to=position)
+        if reached != position:
+            return [
+                Break(
+                    "DIGEST_MISMATCH",
+                    f"the log has no event at position {position} "
+                    f"(it ends at {reached} up to there)",
+                    position=position,
+                    expected=digest,
+                    found=found,
+                )
+            ]
+        if found != digest:
+            return [
+                Break(
+                    "DIGEST_MISMATCH",
+                    f"the log up to position {position} changed",
+                    position=position,
+                    expected=digest,
+                    found=found,
+                )
+            ]
+        return []
+
+    def checkpoint(self) -> int:
+        """Extend the stored checkpoints to the head; returns how many were added."""
+        stored = self.store.checkpoints()
+        digest, after, events = GENESIS, 0, 0
+        if stored:
+            last = stored[-1]
+            digest, after, events = last["digest"], last["position"], last["events"]
+        added: list[tuple[int, int, str]] = []
+        for position, event_hash in self._log(after=after):
+            digest = next_digest(digest, position=position, event_hash=event_hash)
+            events += 1
+            if events % self.checkpoint_every == 0:
+                added.append((position, events, digest))
+        if added:
+            self.store.add_checkpoints(added)
+        return len(added)
+
+    def _checkpoint_breaks(self) -> Iterator[Break]:
+        stored = self.store.checkpoints()
+        if not stored:
+            return
+        digest, previous = GENESIS, 0
+        log = self._log()
+        pending: tuple[int, str] | None = None
+        for checkpoint in stored:
+            while True:
+                item = pending or next(log, None)
+                pending = None
+                if item is None or item[0] > checkpoint["position"]:
+                    pending = item
+                    break
+                digest = next_digest(digest, position=item[0], event_hash=item[1])
+            if digest != checkpoint["digest"]:
+                yield Break(
+                    "DIGEST_MISMATCH",
+                    f"the log between positions {previous} and "
+                    f"{checkpoint['position']} changed (deleted, inserted, reordered "
+                    "or rewritten events)",
+                    position=checkpoint["position"],
+                    expected=checkpoint["digest"],
+                    found=digest,
+                )
+                digest = checkpoint["digest"]  # re-anchor, to place later breaks precisely
+            previous = checkpoint["position"]
+
+
+def _key(row: dict[str, Any]) -> tuple[int, int, int] | None:
+    if row.get("org_id") is None:
+        return None
+    return (int(row["org_id"]), int(row["customer_id"]), int(row["partner_program_id"]))
