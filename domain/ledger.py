@@ -27,6 +27,7 @@ from eventsourcing.persistence import (
     Transcoding,
 )
 
+from domain.audit import AuditStore
 from domain.errors import (
     InvalidNotificationError,
     LedgerError,
@@ -34,9 +35,8 @@ from domain.errors import (
     Reason,
     StorageUnavailableError,
 )
-from domain.audit import AuditStore
 from domain.integrity import GENESIS
-from domain.membership import MembershipState, PartnerMembership, is_late, membership_id
+from domain.membership import MembershipState, PartnerMembership, membership_id
 from domain.notifications import Notification, parse_notification
 
 MAX_ATTEMPTS = 20
@@ -103,6 +103,16 @@ class LedgerStore(AuditStore, Protocol):
     def positions(self, membership_id: UUID) -> dict[int, int]: ...
 
     def membership_ids(self) -> list[UUID]: ...
+
+    def membership_keys(
+        self,
+        *,
+        org_id: int | None = None,
+        partner_program_id: int | None = None,
+        recorded_from_us: int | None = None,
+        recorded_to_us: int | None = None,
+        occurred_to_ms: int | None = None,
+    ) -> list[UUID]: ...
 
     def quarantined(self, *, include_resolved: bool = False) -> list[dict[str, Any]]: ...
 
@@ -332,37 +342,6 @@ class Ledger(Application[UUID]):
             self.repository.get(mid).state for mid in self.store.membership_ids()
         ]
         yield from sorted(states, key=lambda s: (s.org_id, s.customer_id, s.partner_program_id))
-
-    def history(
-        self, org_id: int, customer_id: int, partner_program_id: int
-    ) -> list[dict[str, Any]]:
-        """Every recorded event of one membership, in recording order, with what it changed."""
-        membership = self.membership(org_id, customer_id, partner_program_id)
-        positions = self.store.positions(membership.id)
-        steps = {step.event.originator_version: step for step in membership.steps}
-        entries = []
-        for event in membership.recorded:
-            step = steps[event.originator_version]
-            entries.append(
-                {
-                    "position": positions.get(event.originator_version),
-                    "version": event.originator_version,
-                    "recorded_at": iso(event.timestamp),
-                    "occurred_at": iso(event.occurred_at),
-                    "event": event.source["event_name"],
-                    "kind": event.kind.value,
-                    "update_type": getattr(event, "update_type", None),
-                    "source": dict(event.source),
-                    "changes": {
-                        name: [jsonable(before), jsonable(after)]
-                        for name, (before, after) in step.changes().items()
-                    },
-                    "applied": step.applied,
-                    "anomalies": list(event.anomalies),
-                    "late": is_late(event, membership.recorded),
-                }
-            )
-        return entries
 
 
 def _parse(raw: bytes) -> Notification | InvalidNotificationError:

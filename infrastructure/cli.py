@@ -20,8 +20,9 @@ from typing import Any, TextIO
 
 from domain.audit import Auditor
 from domain.errors import LedgerError, MembershipNotFoundError
+from domain.history import Chronicle
 from domain.integrity import parse_anchor
-from domain.ledger import EXPORT_FIELDS, Ledger, Outcome, iso
+from domain.ledger import EXPORT_FIELDS, Ledger, Outcome, iso, membership_record
 from infrastructure.progress import Progress
 from infrastructure.settings import Settings
 from infrastructure.sources import open_source, payloads
@@ -74,18 +75,27 @@ def _parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="write a view as JSON Lines or CSV")
     export.add_argument("view", choices=["memberships", "expiry"])
     export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    _time_travel(export)
     export.set_defaults(handler=_export)
 
-    for name, handler, text in (
-        ("membership", _membership, "one membership's current state"),
-        ("history", _history, "every recorded event of one membership"),
-    ):
-        command = commands.add_parser(name, help=text)
-        command.add_argument("org", type=int, metavar="ORG")
-        command.add_argument("customer", type=int, metavar="CUSTOMER")
-        command.add_argument("program", type=int, metavar="PROGRAM")
-        command.add_argument("--json", action="store_true")
-        command.set_defaults(handler=handler)
+    membership = commands.add_parser("membership", help="one membership's state")
+    _key_arguments(membership)
+    _time_travel(membership)
+    membership.add_argument("--json", action="store_true")
+    membership.set_defaults(handler=_membership)
+
+    history = commands.add_parser(
+        "history",
+        help="every recorded event of one membership, or (--org --from --to) the changes "
+        "recorded across memberships in a period",
+    )
+    _key_arguments(history, optional=True)
+    history.add_argument("--org", type=int, dest="period_org", metavar="N")
+    history.add_argument("--program", type=int, dest="period_program", metavar="N")
+    history.add_argument("--from", dest="start", type=_moment_start, metavar="T")
+    history.add_argument("--to", dest="end", type=_moment_end, metavar="T")
+    history.add_argument("--json", action="store_true")
+    history.set_defaults(handler=_history)
 
     expiring = commands.add_parser("expiring", help="expiry dates in a window, by date")
     expiring.add_argument("--org", type=int)
@@ -229,9 +239,16 @@ def _views(ledger: Ledger) -> tuple[Projector, Queries]:
 
 
 def _export(args: argparse.Namespace, ledger: Ledger) -> int:
-    _, queries = _views(ledger)
     fields: tuple[str, ...] = EXPORT_FIELDS if args.view == "memberships" else EXPIRY_FIELDS
-    records = queries.memberships() if args.view == "memberships" else queries.expiry()
+    records: Iterator[dict[str, Any]]
+    if args.as_of or args.as_known_at:
+        if args.view != "memberships":
+            raise LedgerError("--as-of and --as-known-at apply to 'export memberships'")
+        states = Chronicle(ledger).states_at(as_of=args.as_of, as_known_at=args.as_known_at)
+        records = (membership_record(state) for state in states)
+    else:
+        _, queries = _views(ledger)
+        records = queries.memberships() if args.view == "memberships" else queries.expiry()
     if args.format == "csv":
         writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
@@ -244,8 +261,14 @@ def _export(args: argparse.Namespace, ledger: Ledger) -> int:
 
 
 def _membership(args: argparse.Namespace, ledger: Ledger) -> int:
-    _, queries = _views(ledger)
-    record = queries.membership(args.org, args.customer, args.program)
+    if args.as_of or args.as_known_at:
+        state = Chronicle(ledger).state_at(
+            args.org, args.customer, args.program, as_of=args.as_of, as_known_at=args.as_known_at
+        )
+        record: dict[str, Any] | None = membership_record(state)
+    else:
+        _, queries = _views(ledger)
+        record = queries.membership(args.org, args.customer, args.program)
     if record is None:
         raise MembershipNotFoundError(
             f"no membership for org {args.org}, customer {args.customer}, "
@@ -428,21 +451,53 @@ def _print_view_status(views: list[dict[str, Any]]) -> None:
 
 
 def _history(args: argparse.Namespace, ledger: Ledger) -> int:
-    entries = ledger.history(args.org, args.customer, args.program)
+    chronicle = Chronicle(ledger)
+    if args.org is None:
+        return _changes(args, chronicle)
+    if args.program is None or args.period_org is not None:
+        raise LedgerError("history takes ORG CUSTOMER PROGRAM, or --org N --from T --to T")
+    entries = chronicle.history(args.org, args.customer, args.program)
     if args.json:
         _print_json(entries)
         return 0
     for entry in entries:
-        changes = ", ".join(f"{k} {v[0]} -> {v[1]}" for k, v in entry["changes"].items())
-        flags = [*entry["anomalies"], *(["LATE"] if entry["late"] else [])]
-        print(
-            f"#{entry['position']} v{entry['version']} recorded {entry['recorded_at']} "
-            f"occurred {entry['occurred_at']} {entry['event']}"
-            + (f" {entry['update_type']}" if entry["update_type"] else "")
-            + (f": {changes}" if changes else ": no change")
-            + (f" [{' '.join(flags)}]" if flags else "")
-        )
+        print(_history_line(entry))
     return 0
+
+
+def _changes(args: argparse.Namespace, chronicle: Chronicle) -> int:
+    if args.period_org is None or args.start is None or args.end is None:
+        raise LedgerError("history takes ORG CUSTOMER PROGRAM, or --org N --from T --to T")
+    window = {
+        "org_id": args.period_org,
+        "partner_program_id": args.period_program,
+        "start": args.start,
+        "end": args.end,
+    }
+    total = chronicle.count_changed(**window)
+    with Progress(total=total, unit="memberships", quiet=args.json, label="history") as progress:
+        current = None
+        for entry in chronicle.changes(**window):
+            if args.json:
+                _print_json(entry)
+            else:
+                print(f"{tuple(entry['membership'].values())} {_history_line(entry)}")
+            if entry["membership"] != current:
+                current = entry["membership"]
+                progress.advance(1)
+    return 0
+
+
+def _history_line(entry: dict[str, Any]) -> str:
+    changes = ", ".join(f"{k} {v[0]} -> {v[1]}" for k, v in entry["changes"].items())
+    flags = [*entry["anomalies"], *(["LATE"] if entry["late"] else [])]
+    return (
+        f"#{entry['position']} v{entry['version']} recorded {entry['recorded_at']} "
+        f"occurred {entry['occurred_at']} {entry['event']}"
+        + (f" {entry['update_type']}" if entry["update_type"] else "")
+        + (f": {changes}" if changes else ": no change")
+        + (f" [{' '.join(flags)}]" if flags else "")
+    )
 
 
 def _quarantine_list(args: argparse.Namespace, ledger: Ledger) -> int:
@@ -500,6 +555,52 @@ def _status(args: argparse.Namespace, ledger: Ledger) -> int:
         _print_fields({k: v for k, v in status.items() if k != "views"})
         _print_view_status(status["views"])
     return 0
+
+
+def _key_arguments(command: argparse.ArgumentParser, *, optional: bool = False) -> None:
+    nargs = "?" if optional else None
+    command.add_argument("org", type=int, metavar="ORG", nargs=nargs)
+    command.add_argument("customer", type=int, metavar="CUSTOMER", nargs=nargs)
+    command.add_argument("program", type=int, metavar="PROGRAM", nargs=nargs)
+
+
+def _time_travel(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--as-of",
+        type=_moment_end,
+        metavar="T",
+        help="the state true at T (events that occurred by T), as known now",
+    )
+    command.add_argument(
+        "--as-known-at",
+        type=_moment_end,
+        metavar="K",
+        help="what the ledger said at K (events recorded by K)",
+    )
+
+
+def _moment(text: str, *, end_of_day: bool) -> datetime:
+    """An ISO-8601 time (UTC when no offset is given); a bare date is the start of that day
+    (for --from) or its last microsecond (for --to, --as-of, --as-known-at)."""
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            moment = datetime.combine(
+                day, datetime.max.time() if end_of_day else datetime.min.time()
+            )
+        else:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO-8601 date or time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _moment_start(text: str) -> datetime:
+    return _moment(text, end_of_day=False)
+
+
+def _moment_end(text: str) -> datetime:
+    return _moment(text, end_of_day=True)
 
 
 def _date(text: str) -> date:

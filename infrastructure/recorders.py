@@ -323,6 +323,36 @@ class LedgerTables:
         )
         return {row["version"]: row["position"] for row in rows}
 
+    def membership_keys(
+        self,
+        *,
+        org_id: int | None = None,
+        partner_program_id: int | None = None,
+        recorded_from_us: int | None = None,
+        recorded_to_us: int | None = None,
+        occurred_to_ms: int | None = None,
+    ) -> list[UUID]:
+        """Memberships with at least one event matching every given bound, in key order."""
+        conditions, params = [], []
+        for clause, value in (
+            ("org_id = %s", org_id),
+            ("partner_program_id = %s", partner_program_id),
+            ("recorded_at_us >= %s", recorded_from_us),
+            ("recorded_at_us <= %s", recorded_to_us),
+            ("occurred_at_ms <= %s", occurred_to_ms),
+        ):
+            if value is not None:
+                conditions.append(clause)
+                params.append(value)
+        where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+        rows = self.query(
+            "SELECT originator_id, org_id, customer_id, partner_program_id FROM ledger_inbox "
+            f"{where}GROUP BY originator_id, org_id, customer_id, partner_program_id "
+            "ORDER BY org_id, customer_id, partner_program_id",
+            params,
+        )
+        return [UUID(str(row["originator_id"])) for row in rows]
+
     def membership_ids(self) -> list[UUID]:
         rows = self.query("SELECT DISTINCT originator_id FROM ledger_inbox")
         return [UUID(str(row["originator_id"])) for row in rows]

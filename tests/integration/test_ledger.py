@@ -7,6 +7,7 @@ import threading
 from collections import Counter
 from typing import Any
 
+from domain.history import Chronicle
 from domain.ledger import Ledger, QuarantineRow, membership_record, now_us, quarantine_id
 from infrastructure.settings import Settings
 from infrastructure.wiring import open_ledger
@@ -146,7 +147,7 @@ def test_history_lists_events_in_recording_order_with_late_arrivals(ledger: Ledg
     link["data"]["customerPartnerProgramDetails"] = {"partnerTierNumber": 1}
     ledger.receive([encode(UPDATE)])
     ledger.receive([encode(link)])
-    history = ledger.history(50191, 354971193, 25)
+    history = Chronicle(ledger).history(50191, 354971193, 25)
     assert [entry["event"] for entry in history] == [
         "partnerProgramUpdated",
         "partnerProgramLinked",

@@ -1,0 +1,84 @@
+"""Settings of the HTTP service: the environment (``PARTNER_LEDGER_*``), overridden by flags.
+
+Secrets are `SecretStr`, so they never show in a repr, a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.errors import ConfigurationError
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+NO_SECRET = (
+    "no webhook secret is configured: set PARTNER_LEDGER_WEBHOOK_SECRETS to one or more "
+    "comma-separated secrets (or pass --webhook-secrets), for example "
+    'PARTNER_LEDGER_WEBHOOK_SECRETS="$(openssl rand -hex 32)"'
+)
+
+
+class HttpConfig(BaseSettings):
+    """Everything the HTTP service can be told from outside, besides the database."""
+
+    model_config = SettingsConfigDict(env_prefix="PARTNER_LEDGER_", extra="ignore")
+
+    webhook_header: str = "X-Webhook-Token"
+    webhook_secrets: SecretStr = SecretStr("")
+    read_token: SecretStr = SecretStr("")
+    signing_secret: SecretStr = SecretStr("")
+    max_body_bytes: int = Field(1_048_576, gt=0)
+    commit_timeout_seconds: float = Field(10.0, gt=0)
+    read_wait_seconds: float = Field(2.0, gt=0)
+    drain_seconds: float = Field(0.0, ge=0)
+    max_group_size: int = Field(100, ge=1)
+    max_pending: int = Field(1000, ge=1)
+    max_view_lag_events: int = Field(10_000, ge=0)
+    follow: bool = True
+
+    @field_validator("webhook_header")
+    @classmethod
+    def _header_name(cls, value: str) -> str:
+        if not _HEADER_NAME.fullmatch(value):
+            raise ValueError(f"{value!r} is not a valid HTTP header name")
+        return value
+
+    @property
+    def accepted_secrets(self) -> tuple[bytes, ...]:
+        """The webhook secrets accepted now (several while one is being rotated)."""
+        return _split(self.webhook_secrets)
+
+    @property
+    def read_tokens(self) -> tuple[bytes, ...]:
+        return _split(self.read_token)
+
+    @property
+    def signing_keys(self) -> tuple[bytes, ...]:
+        """Standard Webhooks keys (``whsec_`` + base64), decoded; empty when not signing."""
+        keys = []
+        for secret in _split(self.signing_secret):
+            text = secret.decode().removeprefix("whsec_")
+            try:
+                keys.append(base64.b64decode(text, validate=True))
+            except (binascii.Error, ValueError):
+                raise ConfigurationError(
+                    "the signing secret is not a Standard Webhooks secret (whsec_ followed by "
+                    "base64)"
+                ) from None
+        return tuple(keys)
+
+    def check(self) -> None:
+        """Refuse to serve without a webhook secret, or with an unusable signing secret."""
+        if not self.accepted_secrets:
+            raise ConfigurationError(NO_SECRET)
+        _ = self.signing_keys
+
+
+def _split(secret: SecretStr) -> tuple[bytes, ...]:
+    return tuple(
+        part.strip().encode() for part in secret.get_secret_value().split(",") if part.strip()
+    )
