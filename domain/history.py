@@ -33,7 +33,14 @@ class Chronicle:
         """Every recorded event of one membership, in recording order, with what it changed."""
         membership = self.ledger.membership(org_id, customer_id, partner_program_id)
         positions = self.ledger.store.positions(membership.id)
-        return list(_entries(membership, positions, membership.recorded))
+        entries = list(_entries(membership, positions, membership.recorded))
+        for entry, event in zip(entries, membership.recorded, strict=True):
+            # Personal data, shown only here and only while the customer's key exists.
+            entry["identifiers"] = self.ledger.store.unseal(
+                event.org_id, event.customer_id, event.identifiers
+            )
+            entry["identifiers_forgotten"] = bool(event.identifiers) and not entry["identifiers"]
+        return entries
 
     def changes(
         self, *, org_id: int, partner_program_id: int | None, start: datetime, end: datetime

@@ -100,6 +100,12 @@ class LedgerStore(AuditStore, Protocol):
 
     def chain_heads(self, heads: Sequence[tuple[UUID, int]]) -> dict[UUID, str]: ...
 
+    def seal(self, items: Sequence[tuple[int, int, dict[str, str]]]) -> list[str | None]: ...
+
+    def unseal(self, org: int, customer: int, sealed: str | None) -> dict[str, str] | None: ...
+
+    def forget(self, org: int, customer: int) -> bool: ...
+
     def positions(self, membership_id: UUID) -> dict[int, int]: ...
 
     def membership_ids(self) -> list[UUID]: ...
@@ -200,15 +206,29 @@ class Ledger(Application[UUID]):
             [n.event_id for n in valid if n.event_id], [n.fingerprint for n in valid]
         )
         memberships = self._load_all(valid)
+        decisions = [
+            self._classify(item, known_ids, known_fingerprints)
+            if isinstance(item, Notification)
+            else item
+            for item in parsed
+        ]
+        accepted = [item for item in decisions if isinstance(item, Notification)]
+        sealed = dict(
+            zip(
+                map(id, accepted),
+                self.store.seal(
+                    [
+                        (n.org_id, n.customer_id, n.identifiers.model_dump(exclude_none=True))
+                        for n in accepted
+                    ]
+                ),
+                strict=True,
+            )
+        )
         outcomes: list[Outcome] = []
         pending: list[tuple[PartnerMembership, int]] = []
         quarantine: list[QuarantineRow] = []
-        for raw, parsed_item in zip(payloads, parsed, strict=True):
-            item = (
-                self._classify(parsed_item, known_ids, known_fingerprints)
-                if isinstance(parsed_item, Notification)
-                else parsed_item
-            )
+        for raw, item in zip(payloads, decisions, strict=True):
             if isinstance(item, InvalidNotificationError):
                 row = QuarantineRow(
                     quarantine_id(raw),
@@ -228,7 +248,7 @@ class Ledger(Application[UUID]):
                 outcomes.append(Outcome("duplicate"))
             else:
                 membership = memberships[membership_id(*item.key)]
-                membership.record(item)
+                membership.record(item, sealed_identifiers=sealed[id(item)])
                 pending.append((membership, membership.version))
                 outcomes.append(Outcome("recorded"))
         heads = self.store.chain_heads(
@@ -293,6 +313,14 @@ class Ledger(Application[UUID]):
                 membership = event.mutate(membership)
             memberships[aggregate_id] = membership or PartnerMembership.new(*key)
         return memberships
+
+    # --- personal data -------------------------------------------------------------------
+
+    def forget(self, org_id: int, customer_id: int) -> bool:
+        """Make the customer's identifiers unreadable in every event, for good (crypto-
+        shredding); state, history, counts and hash chains are untouched. True if the ledger
+        held identifiers of that customer."""
+        return self.store.forget(org_id, customer_id)
 
     # --- quarantine ----------------------------------------------------------------------
 

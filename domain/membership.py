@@ -135,7 +135,7 @@ class PartnerMembership(Aggregate):
         details: dict[str, Any]
         fingerprint: str
         source: dict[str, str | None]
-        identifiers: dict[str, str]
+        identifiers: str | None  # sealed per customer; see infrastructure/vault.py
         anomalies: list[str]
 
         def apply(self, aggregate: PartnerMembership) -> None:
@@ -183,29 +183,36 @@ class PartnerMembership(Aggregate):
 
     # --- commands --------------------------------------------------------------------------
 
-    def record(self, notification: Notification) -> None:
-        """Record a notification as the next event, whatever its kind."""
+    def record(self, notification: Notification, *, sealed_identifiers: str | None = None) -> None:
+        """Record a notification as the next event, whatever its kind. Its customer
+        identifiers are stored only in ``sealed_identifiers`` (encrypted per customer)."""
         commands = {
             Kind.LINKED: self.link,
             Kind.UPDATED: self.update,
             Kind.DELINKED: self.delink,
             Kind.REMINDED: self.remind,
         }
-        commands[notification.kind](notification)
+        commands[notification.kind](notification, identifiers=sealed_identifiers)
 
-    def link(self, notification: Notification) -> None:
-        self._trigger(self.Linked, notification)
+    def link(self, notification: Notification, *, identifiers: str | None = None) -> None:
+        self._trigger(self.Linked, notification, identifiers=identifiers)
 
-    def update(self, notification: Notification) -> None:
-        self._trigger(self.Updated, notification, update_type=notification.update_type)
+    def update(self, notification: Notification, *, identifiers: str | None = None) -> None:
+        self._trigger(
+            self.Updated,
+            notification,
+            identifiers=identifiers,
+            update_type=notification.update_type,
+        )
 
-    def delink(self, notification: Notification) -> None:
-        self._trigger(self.Delinked, notification)
+    def delink(self, notification: Notification, *, identifiers: str | None = None) -> None:
+        self._trigger(self.Delinked, notification, identifiers=identifiers)
 
-    def remind(self, notification: Notification) -> None:
+    def remind(self, notification: Notification, *, identifiers: str | None = None) -> None:
         self._trigger(
             self.ExpiryReminded,
             notification,
+            identifiers=identifiers,
             scheduled_expiry_date=notification.scheduled_expiry_date,
         )
 
@@ -301,7 +308,6 @@ def _event_fields(notification: Notification) -> dict[str, Any]:
             "api_request_id": notification.api_request_id,
             "shape": notification.shape.value,
         },
-        "identifiers": notification.identifiers.model_dump(exclude_none=True),
     }
 
 

@@ -132,6 +132,14 @@ def _parser() -> argparse.ArgumentParser:
     rebuild.add_argument("--json", action="store_true")
     rebuild.set_defaults(handler=_rebuild)
 
+    forget = commands.add_parser(
+        "forget", help="make a customer's identifiers unreadable for good (crypto-shredding)"
+    )
+    forget.add_argument("org", type=int, metavar="ORG")
+    forget.add_argument("customer", type=int, metavar="CUSTOMER")
+    forget.add_argument("--json", action="store_true")
+    forget.set_defaults(handler=_forget)
+
     verify = commands.add_parser("verify", help="recompute hash chains and the log digest")
     verify.add_argument(
         "--against",
@@ -380,6 +388,18 @@ def _rebuild(args: argparse.Namespace, ledger: Ledger) -> int:
             )
             for item in report["sample"]:
                 print(f"  {item['key']}: {item['before']} -> {item['after']}")
+    return 0
+
+
+def _forget(args: argparse.Namespace, ledger: Ledger) -> int:
+    had_key = ledger.forget(args.org, args.customer)
+    result = {"org_id": args.org, "customer_id": args.customer, "forgotten": True,
+              "had_identifiers": had_key}
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"org {args.org} customer {args.customer}: identifiers are now unreadable"
+              + ("" if had_key else " (none were held; later ones will not be stored)"))
     return 0
 
 

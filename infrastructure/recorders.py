@@ -28,6 +28,7 @@ from psycopg.sql import SQL, Composed
 
 from domain.integrity import chain_hash
 from domain.ledger import InboxRow, QuarantineRow, Resolution
+from infrastructure.vault import IdentifierVault
 
 SCHEMA_LOCK = 7_261_129_001  # advisory lock key: creating or migrating the ledger's tables
 
@@ -68,6 +69,9 @@ class LedgerTables:
             "ON ledger_inbox (org_id, recorded_at_us)",
             "CREATE INDEX IF NOT EXISTS ledger_inbox_key "
             "ON ledger_inbox (org_id, customer_id, partner_program_id)",
+            "CREATE TABLE IF NOT EXISTS ledger_customer_keys (org_id BIGINT NOT NULL, "
+            f"customer_id BIGINT NOT NULL, key {self.bytes_type}, created_at_us BIGINT NOT NULL, "
+            "forgotten_at_us BIGINT, PRIMARY KEY (org_id, customer_id))",
             "CREATE TABLE IF NOT EXISTS ledger_digests (position BIGINT PRIMARY KEY, "
             "events BIGINT NOT NULL, digest TEXT NOT NULL, created_at_us BIGINT NOT NULL)",
             "CREATE UNIQUE INDEX IF NOT EXISTS ledger_inbox_fingerprint "
@@ -162,6 +166,21 @@ class LedgerTables:
             self.sql(f"INSERT INTO ledger_inbox ({', '.join(INBOX_COLUMNS)}) VALUES ({marks})"),
             values,
         )
+
+    # --- personal data -------------------------------------------------------------------
+
+    @property
+    def vault(self) -> IdentifierVault:
+        return IdentifierVault(self)
+
+    def seal(self, items: Sequence[tuple[int, int, dict[str, str]]]) -> list[str | None]:
+        return self.vault.seal(items)
+
+    def unseal(self, org: int, customer: int, sealed: str | None) -> dict[str, str] | None:
+        return self.vault.unseal(org, customer, sealed)
+
+    def forget(self, org: int, customer: int) -> bool:
+        return self.vault.forget(org, customer)
 
     # --- queries -------------------------------------------------------------------------
 

@@ -160,10 +160,11 @@ def test_history_lists_events_in_recording_order_with_late_arrivals(ledger: Ledg
     assert (state["link_inferred"], state["tier_number"]) == (False, 2)
 
 
-def test_customer_identifiers_are_kept_with_the_event(ledger: Ledger) -> None:
+def test_customer_identifiers_are_kept_with_the_event_sealed(ledger: Ledger) -> None:
     ledger.receive([encode(UPDATE)])
     (event,) = ledger.membership(50191, 354971193, 25).recorded
-    assert event.identifiers == {"mobile": "919666308709"}
+    assert event.identifiers is not None and "919666308709" not in event.identifiers
+    assert ledger.store.unseal(50191, 354971193, event.identifiers) == {"mobile": "919666308709"}
 
 
 def test_concurrent_writers_record_each_notification_once(db_url: str) -> None:

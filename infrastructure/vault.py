@@ -1,0 +1,122 @@
+"""Customer identifiers, sealed with a key per customer, and forgotten by destroying the key.
+
+Identifiers (mobile, email, external id) are personal data. Each (org, customer) gets its own
+random 256-bit key in ``ledger_customer_keys``; an event stores its identifiers only as
+AES-GCM ciphertext bound to that customer. ``forget`` destroys the key (and leaves a tombstone,
+so identifiers that arrive later are not stored at all): the ciphertext in the events becomes
+unreadable while the events themselves, their hash chains and everything derived from them
+(state, history, counts) stay exactly as they were.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+Customer = tuple[int, int]
+PREFIX = "v1."
+
+
+class IdentifierVault:
+    """Keys and sealing, over the ledger's own database (a `LedgerTables` recorder)."""
+
+    def __init__(self, tables: Any) -> None:
+        self.tables = tables
+
+    def seal(self, items: Sequence[tuple[int, int, dict[str, str]]]) -> list[str | None]:
+        """Sealed identifiers for each (org, customer, identifiers); None when there is
+        nothing to seal or the customer was forgotten."""
+        wanted = {(org, customer) for org, customer, identifiers in items if identifiers}
+        keys = self._keys(wanted)
+        return [
+            _encrypt(keys[(org, customer)], org, customer, identifiers)
+            if identifiers and keys.get((org, customer)) is not None
+            else None
+            for org, customer, identifiers in items
+        ]
+
+    def unseal(self, org: int, customer: int, sealed: str | None) -> dict[str, str] | None:
+        """The identifiers, or None when the customer was forgotten (or none were sent)."""
+        if not sealed:
+            return None
+        rows = self.tables.query(
+            "SELECT key FROM ledger_customer_keys WHERE org_id = %s AND customer_id = %s",
+            (org, customer),
+        )
+        if not rows or rows[0]["key"] is None:
+            return None
+        return _decrypt(bytes(rows[0]["key"]), org, customer, sealed)
+
+    def forget(self, org: int, customer: int) -> bool:
+        """Destroy the customer's key; True if there was one."""
+        existed = bool(
+            self.tables.query(
+                "SELECT 1 AS found FROM ledger_customer_keys WHERE org_id = %s AND "
+                "customer_id = %s AND key IS NOT NULL",
+                (org, customer),
+            )
+        )
+        now = time.time_ns() // 1000
+        with self.tables.datastore.transaction(commit=True) as cursor:
+            cursor.execute(
+                self.tables.sql(
+                    "INSERT INTO ledger_customer_keys (org_id, customer_id, key, created_at_us, "
+                    "forgotten_at_us) VALUES (%s, %s, NULL, %s, %s) ON CONFLICT (org_id, "
+                    "customer_id) DO UPDATE SET key = NULL, forgotten_at_us = %s"
+                ),
+                (org, customer, now, now, now),
+            )
+        return existed
+
+    def _keys(self, customers: set[Customer]) -> dict[Customer, bytes | None]:
+        if not customers:
+            return {}
+        now = time.time_ns() // 1000
+        with self.tables.datastore.transaction(commit=True) as cursor:
+            for org, customer in sorted(customers):
+                cursor.execute(
+                    self.tables.sql(
+                        "INSERT INTO ledger_customer_keys (org_id, customer_id, key, "
+                        "created_at_us) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING"
+                    ),
+                    (org, customer, AESGCM.generate_key(bit_length=256), now),
+                )
+        keys: dict[Customer, bytes | None] = {}
+        ordered = sorted(customers)
+        for start in range(0, len(ordered), 250):
+            chunk = ordered[start : start + 250]
+            condition = " OR ".join(["(org_id = %s AND customer_id = %s)"] * len(chunk))
+            for row in self.tables.query(
+                f"SELECT org_id, customer_id, key FROM ledger_customer_keys WHERE {condition}",
+                [value for pair in chunk for value in pair],
+            ):
+                key = row["key"]
+                keys[(row["org_id"], row["customer_id"])] = None if key is None else bytes(key)
+        return keys
+
+
+def _encrypt(key: bytes | None, org: int, customer: int, identifiers: dict[str, str]) -> str:
+    assert key is not None
+    nonce = os.urandom(12)
+    plaintext = json.dumps(identifiers, sort_keys=True, separators=(",", ":")).encode()
+    sealed = AESGCM(key).encrypt(nonce, plaintext, f"{org}/{customer}".encode())
+    return PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode()
+
+
+def _decrypt(key: bytes, org: int, customer: int, sealed: str) -> dict[str, str] | None:
+    if not sealed.startswith(PREFIX):
+        return None
+    blob = base64.urlsafe_b64decode(sealed[len(PREFIX) :])
+    try:
+        plaintext = AESGCM(key).decrypt(blob[:12], blob[12:], f"{org}/{customer}".encode())
+    except InvalidTag:
+        return None
+    identifiers: dict[str, str] = json.loads(plaintext)
+    return identifiers
