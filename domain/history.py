@@ -151,6 +151,7 @@ def _entries(
             "version": event.originator_version,
             "recorded_at": iso(event.timestamp),
             "occurred_at": iso(event.occurred_at),
+            "delivered_at": None if event.delivered_at is None else iso(event.delivered_at),
             "event": event.source["event_name"],
             "kind": event.kind.value,
             "update_type": getattr(event, "update_type", None),

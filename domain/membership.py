@@ -120,10 +120,15 @@ class PartnerMembership(Aggregate):
             return super().mutate(aggregate)
 
     class Recorded(Event):
-        """A notification recorded against this membership."""
+        """A notification recorded against this membership.
+
+        Version 2 added ``delivered_at`` (shape A's ``timeStamp``, the delivery time); events
+        stored by release 1 are upcast with ``delivered_at`` None. The stored bytes are never
+        rewritten, so their hash chains still verify."""
 
         TOPIC: ClassVar[str] = "partner_ledger.PartnerMembership.Recorded"
         kind: ClassVar[Kind]
+        class_version: ClassVar[int] = 2
 
         org_id: int
         customer_id: int
@@ -137,6 +142,11 @@ class PartnerMembership(Aggregate):
         source: dict[str, str | None]
         identifiers: str | None  # sealed per customer; see infrastructure/vault.py
         anomalies: list[str]
+        delivered_at: datetime | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["delivered_at"] = None
 
         def apply(self, aggregate: PartnerMembership) -> None:
             aggregate.arrived(self)
@@ -296,6 +306,9 @@ def _event_fields(notification: Notification) -> dict[str, Any]:
         "customer_id": notification.customer_id,
         "partner_program_id": notification.partner_program_id,
         "occurred_at": notification.occurred_at,
+        "delivered_at": None
+        if notification.delivered_at_ms is None
+        else datetime.fromtimestamp(notification.delivered_at_ms / 1000, tz=UTC),
         "loyalty_program_id": notification.loyalty_program_id,
         "partner_program_name": notification.partner_program_name,
         "partner_program_type": notification.partner_program_type,

@@ -213,6 +213,7 @@ class Notification(BaseModel):
     partner_program_id: Identifier
     loyalty_program_id: Identifier
     occurred_at_ms: EpochMillis
+    delivered_at_ms: int | None = None
     partner_program_name: Text = None
     partner_program_type: UpperText = None
     update_type: UpperText = None
@@ -446,12 +447,25 @@ def _extract(body: dict[str, Any], anomalies: list[str]) -> tuple[dict[str, Any]
         if isinstance(sent, str) and sent and sent.upper() != "RENEW":
             anomalies.append("RENEWAL_JOB_UPDATE_TYPE_OVERRIDDEN")
         fields["update_type"] = "RENEW"
+    fields["delivered_at_ms"] = _delivery_time(body.get("timeStamp"), anomalies)
     entity = data.get("entityInformation")
     entity_id = entity.get("entityId") if isinstance(entity, dict) else None
     if entity_id not in (None, "") and not _same_number(entity_id, fields["customer_id"]):
         anomalies.append("ENTITY_ID_MISMATCH")
     fields["anomalies"] = tuple(anomalies)
     return fields, paths
+
+
+def _delivery_time(value: Any, anomalies: list[str]) -> int | None:
+    """Shape A's ``timeStamp``: when Capillary delivered the notification. Delivery metadata,
+    so an unreadable one is noted, never a reason to quarantine."""
+    if value is None:
+        return None
+    try:
+        return _epoch_millis(value)
+    except PydanticCustomError:
+        anomalies.append("BAD_DELIVERY_TIME")
+        return None
 
 
 def _same_number(left: Any, right: Any) -> bool:
