@@ -199,20 +199,44 @@ class LedgerTables:
         """Which of these eventIds (with their fingerprints) and fingerprints are recorded."""
         known_ids: dict[str, str] = {}
         known_fingerprints: set[str] = set()
-        for chunk in _chunks(list(event_ids)):
+        for condition, params in self.member_of("event_id", event_ids):
             for row in self.query(
-                "SELECT event_id, fingerprint FROM ledger_inbox "
-                f"WHERE event_id IN ({_marks(chunk)})",
-                chunk,
+                f"SELECT event_id, fingerprint FROM ledger_inbox WHERE {condition}", params
             ):
                 known_ids[row["event_id"]] = row["fingerprint"]
-        for chunk in _chunks(list(fingerprints)):
-            rows = self.query(
-                f"SELECT fingerprint FROM ledger_inbox WHERE fingerprint IN ({_marks(chunk)})",
-                chunk,
-            )
+        for condition, params in self.member_of("fingerprint", fingerprints):
+            rows = self.query(f"SELECT fingerprint FROM ledger_inbox WHERE {condition}", params)
             known_fingerprints.update(row["fingerprint"] for row in rows)
         return known_ids, known_fingerprints
+
+    def member_of(self, column: str, values: Sequence[Any]) -> Iterator[tuple[str, list[Any]]]:
+        """``column IN values`` as (condition, params), in as few statements as the database
+        allows: one array parameter on PostgreSQL, chunks of placeholders on SQLite."""
+        if not values:
+            return
+        if self.placeholder == "%s":
+            yield f"{column} = ANY(%s)", [list(values)]
+            return
+        for chunk in _chunks(list(values)):
+            yield f"{column} IN ({_marks(chunk)})", chunk
+
+    def pairs_in(
+        self, columns: tuple[str, str], pairs: Sequence[tuple[Any, Any]], types: tuple[str, str]
+    ) -> Iterator[tuple[str, list[Any]]]:
+        """``(a, b) IN pairs`` as (condition, params), like `member_of`."""
+        if not pairs:
+            return
+        first, second = columns
+        if self.placeholder == "%s":
+            yield (
+                f"({first}, {second}) IN (SELECT * FROM unnest(%s::{types[0]}[], "
+                f"%s::{types[1]}[]))",
+                [[a for a, _ in pairs], [b for _, b in pairs]],
+            )
+            return
+        for chunk in _chunks(list(pairs), 250):
+            condition = " OR ".join([f"({first} = %s AND {second} = %s)"] * len(chunk))
+            yield f"({condition})", [value for pair in chunk for value in pair]
 
     def select_streams(
         self, membership_ids: Sequence[UUID], *, up_to: int | None = None
@@ -222,13 +246,12 @@ class LedgerTables:
         streams: dict[UUID, list[tuple[int, StoredEvent]]] = {}
         ids = [self.originator(mid) for mid in membership_ids]
         limit = "" if up_to is None else f" AND {self.position_column} <= %s"
-        for chunk in _chunks(ids):
+        for condition, params in self.member_of("originator_id", ids):
             rows = self.query(
                 f"SELECT originator_id, originator_version, topic, state, "
                 f"{self.position_column} AS position FROM {self.events_table} "
-                f"WHERE originator_id IN ({_marks(chunk)}){limit} "
-                "ORDER BY originator_id, originator_version",
-                [*chunk, *(() if up_to is None else (up_to,))],
+                f"WHERE {condition}{limit} ORDER BY originator_id, originator_version",
+                [*params, *(() if up_to is None else (up_to,))],
             )
             for row in rows:
                 key = UUID(str(row["originator_id"]))
@@ -310,11 +333,10 @@ class LedgerTables:
     def chain_heads(self, heads: Sequence[tuple[UUID, int]]) -> dict[UUID, str]:
         """The chain hash of each (membership, version): the link the next event hangs on."""
         found: dict[UUID, str] = {}
-        for chunk in _chunks(list(heads), 250):
-            condition = " OR ".join(
-                ["(originator_id = %s AND originator_version = %s)"] * len(chunk)
-            )
-            params = [value for mid, version in chunk for value in (self.originator(mid), version)]
+        pairs = [(self.originator(mid), version) for mid, version in heads if version > 0]
+        for condition, params in self.pairs_in(
+            ("originator_id", "originator_version"), pairs, (self.uuid_type, "bigint")
+        ):
             for row in self.query(
                 f"SELECT originator_id, hash FROM ledger_inbox WHERE {condition}", params
             ):

@@ -78,24 +78,39 @@ class IdentifierVault:
     def _keys(self, customers: set[Customer]) -> dict[Customer, bytes | None]:
         if not customers:
             return {}
-        now = time.time_ns() // 1000
-        with self.tables.datastore.transaction(commit=True) as cursor:
-            for org, customer in sorted(customers):
-                cursor.execute(
-                    self.tables.sql(
-                        "INSERT INTO ledger_customer_keys (org_id, customer_id, key, "
-                        "created_at_us) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING"
-                    ),
-                    (org, customer, AESGCM.generate_key(bit_length=256), now),
-                )
-        keys: dict[Customer, bytes | None] = {}
         ordered = sorted(customers)
-        for start in range(0, len(ordered), 250):
-            chunk = ordered[start : start + 250]
-            condition = " OR ".join(["(org_id = %s AND customer_id = %s)"] * len(chunk))
+        keys: dict[Customer, bytes | None] = {}
+        for condition, params in self.tables.pairs_in(
+            ("org_id", "customer_id"), ordered, ("bigint", "bigint")
+        ):
             for row in self.tables.query(
                 f"SELECT org_id, customer_id, key FROM ledger_customer_keys WHERE {condition}",
-                [value for pair in chunk for value in pair],
+                params,
+            ):
+                key = row["key"]
+                keys[(row["org_id"], row["customer_id"])] = None if key is None else bytes(key)
+        missing = [pair for pair in ordered if pair not in keys]
+        if not missing:
+            return keys
+        now = time.time_ns() // 1000
+        with self.tables.datastore.transaction(commit=True) as cursor:
+            cursor.executemany(
+                self.tables.sql(
+                    "INSERT INTO ledger_customer_keys (org_id, customer_id, key, "
+                    "created_at_us) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING"
+                ),
+                [
+                    (org, customer, AESGCM.generate_key(bit_length=256), now)
+                    for org, customer in missing
+                ],
+            )
+        # Read back: a concurrent writer may have created some of these keys first.
+        for condition, params in self.tables.pairs_in(
+            ("org_id", "customer_id"), missing, ("bigint", "bigint")
+        ):
+            for row in self.tables.query(
+                f"SELECT org_id, customer_id, key FROM ledger_customer_keys WHERE {condition}",
+                params,
             ):
                 key = row["key"]
                 keys[(row["org_id"], row["customer_id"])] = None if key is None else bytes(key)
