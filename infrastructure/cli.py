@@ -69,7 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     ingest = commands.add_parser("ingest", help="record notifications from a file or stdin")
     ingest.add_argument("path", metavar="PATH|-", help="JSON Lines file, .json file, or -")
     ingest.add_argument("--json", action="store_true", help="print one JSON summary object")
-    ingest.add_argument("--batch-size", type=int, default=None, help="payloads per transaction")
+    ingest.add_argument(
+        "--batch-size", type=_positive, default=None, help="payloads per transaction"
+    )
     ingest.set_defaults(handler=_ingest)
 
     export = commands.add_parser("export", help="write a view as JSON Lines or CSV")
@@ -90,35 +92,37 @@ def _parser() -> argparse.ArgumentParser:
         "recorded across memberships in a period",
     )
     _key_arguments(history, optional=True)
-    history.add_argument("--org", type=int, dest="period_org", metavar="N")
-    history.add_argument("--program", type=int, dest="period_program", metavar="N")
+    history.add_argument("--org", type=_identifier, dest="period_org", metavar="N")
+    history.add_argument("--program", type=_identifier, dest="period_program", metavar="N")
     history.add_argument("--from", dest="start", type=_moment_start, metavar="T")
     history.add_argument("--to", dest="end", type=_moment_end, metavar="T")
     history.add_argument("--json", action="store_true")
     history.set_defaults(handler=_history)
 
     expiring = commands.add_parser("expiring", help="expiry dates in a window, by date")
-    expiring.add_argument("--org", type=int)
-    expiring.add_argument("--program", type=int)
+    expiring.add_argument("--org", type=_identifier)
+    expiring.add_argument("--program", type=_identifier)
     expiring.add_argument("--kind", choices=["membership", "tier", "scheduled"])
     expiring.add_argument("--from", dest="start", type=_date, metavar="DATE")
     window = expiring.add_mutually_exclusive_group()
     window.add_argument("--to", dest="end", type=_date, metavar="DATE")
     window.add_argument("--within", type=_days, metavar="Nd", help="from --from (default today)")
-    expiring.add_argument("--limit", type=int, default=100)
+    expiring.add_argument("--limit", type=_positive, default=100)
     expiring.add_argument("--json", action="store_true")
     expiring.set_defaults(handler=_expiring)
 
     tiers = commands.add_parser("tiers", help="LINKED memberships per org, program and tier")
-    tiers.add_argument("--org", type=int)
-    tiers.add_argument("--program", type=int)
+    tiers.add_argument("--org", type=_identifier)
+    tiers.add_argument("--program", type=_identifier)
     tiers.add_argument("--json", action="store_true")
     tiers.set_defaults(handler=_tiers)
 
     project = commands.add_parser("project", help="catch every view up (--follow: keep going)")
     project.add_argument("--follow", action="store_true")
     project.add_argument("--status", action="store_true", help="views, lag and dead letters")
-    project.add_argument("--batch-size", type=int, default=2000, help="events per transaction")
+    project.add_argument(
+        "--batch-size", type=_positive, default=2000, help="events per transaction"
+    )
     project.add_argument("--json", action="store_true")
     project.set_defaults(handler=_project)
 
@@ -135,8 +139,8 @@ def _parser() -> argparse.ArgumentParser:
     forget = commands.add_parser(
         "forget", help="make a customer's identifiers unreadable for good (crypto-shredding)"
     )
-    forget.add_argument("org", type=int, metavar="ORG")
-    forget.add_argument("customer", type=int, metavar="CUSTOMER")
+    forget.add_argument("org", type=_identifier, metavar="ORG")
+    forget.add_argument("customer", type=_identifier, metavar="CUSTOMER")
     forget.add_argument("--json", action="store_true")
     forget.set_defaults(handler=_forget)
 
@@ -261,7 +265,7 @@ def _export(args: argparse.Namespace, ledger: Ledger) -> int:
         writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         for record in records:
-            writer.writerow({k: "" if v is None else v for k, v in record.items()})
+            writer.writerow({k: _csv_value(v) for k, v in record.items()})
     else:
         for record in records:
             _print_json(record)
@@ -393,13 +397,19 @@ def _rebuild(args: argparse.Namespace, ledger: Ledger) -> int:
 
 def _forget(args: argparse.Namespace, ledger: Ledger) -> int:
     had_key = ledger.forget(args.org, args.customer)
-    result = {"org_id": args.org, "customer_id": args.customer, "forgotten": True,
-              "had_identifiers": had_key}
+    result = {
+        "org_id": args.org,
+        "customer_id": args.customer,
+        "forgotten": True,
+        "had_identifiers": had_key,
+    }
     if args.json:
         _print_json(result)
     else:
-        print(f"org {args.org} customer {args.customer}: identifiers are now unreadable"
-              + ("" if had_key else " (none were held; later ones will not be stored)"))
+        print(
+            f"org {args.org} customer {args.customer}: identifiers are now unreadable"
+            + ("" if had_key else " (none were held; later ones will not be stored)")
+        )
     return 0
 
 
@@ -579,9 +589,9 @@ def _status(args: argparse.Namespace, ledger: Ledger) -> int:
 
 def _key_arguments(command: argparse.ArgumentParser, *, optional: bool = False) -> None:
     nargs = "?" if optional else None
-    command.add_argument("org", type=int, metavar="ORG", nargs=nargs)
-    command.add_argument("customer", type=int, metavar="CUSTOMER", nargs=nargs)
-    command.add_argument("program", type=int, metavar="PROGRAM", nargs=nargs)
+    command.add_argument("org", type=_identifier, metavar="ORG", nargs=nargs)
+    command.add_argument("customer", type=_identifier, metavar="CUSTOMER", nargs=nargs)
+    command.add_argument("program", type=_identifier, metavar="PROGRAM", nargs=nargs)
 
 
 def _time_travel(command: argparse.ArgumentParser) -> None:
@@ -623,6 +633,19 @@ def _moment_end(text: str) -> datetime:
     return _moment(text, end_of_day=True)
 
 
+def _identifier(text: str) -> int:
+    """An org, customer or program id: what the ledger can store (1 to 2^63-1)."""
+    if not text.isdigit() or not 1 <= int(text) <= 2**63 - 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an id (an integer from 1 to 2^63-1)")
+    return int(text)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return int(text)
+
+
 def _date(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -638,6 +661,15 @@ def _days(text: str) -> timedelta:
 
 
 # --- output ------------------------------------------------------------------------------
+
+
+def _csv_value(value: Any) -> Any:
+    """CSV cells read like the JSON export: empty for null, true/false for booleans."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
 
 
 def _outcome_json(outcome: Outcome) -> dict[str, Any]:

@@ -102,7 +102,9 @@ class LedgerTables:
                     "last_received_at_us, times_received) VALUES (%s, %s, %s, %s, %s, %s, 1) "
                     "ON CONFLICT (id) DO UPDATE SET reason = excluded.reason, "
                     "detail = excluded.detail, resolved_at_us = NULL, resolution = NULL, "
-                    "last_received_at_us = excluded.last_received_at_us, "
+                    # A replay is not a receipt: only a new delivery moves these two.
+                    "last_received_at_us = CASE WHEN %s = 1 THEN excluded.last_received_at_us "
+                    "ELSE ledger_quarantine.last_received_at_us END, "
                     "times_received = ledger_quarantine.times_received + %s"
                 ),
                 (
@@ -112,6 +114,7 @@ class LedgerTables:
                     row.detail,
                     row.received_at_us,
                     row.received_at_us,
+                    1 if row.is_receipt else 0,
                     1 if row.is_receipt else 0,
                 ),
             )

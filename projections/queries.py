@@ -97,7 +97,8 @@ class Queries:
             "SELECT org_id, partner_program_id, tier_number, COUNT(*) AS memberships "
             f"FROM {reader_name(MEMBERSHIPS)} WHERE {' AND '.join(conditions)} "
             "GROUP BY org_id, partner_program_id, tier_number "
-            "ORDER BY org_id, partner_program_id, tier_number",
+            # Memberships without a tier last, the same on both databases.
+            "ORDER BY org_id, partner_program_id, tier_number IS NULL, tier_number",
             params,
         )
 
