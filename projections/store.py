@@ -68,8 +68,21 @@ class ViewStore:
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
-        with self.datastore.transaction(commit=True) as cursor:
-            yield cursor
+        if self.postgres:
+            with self.datastore.transaction(commit=True) as cursor:
+                yield cursor
+            return
+        # SQLite: take the write lock up front (BEGIN IMMEDIATE). A transaction that reads
+        # first and writes later cannot wait for another writer: it fails at once.
+        with self.datastore.get_connection(commit=True) as connection:
+            cursor = connection.cursor()
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                yield cursor
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.commit()
 
     def query(self, text: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self._reading() as cursor:
