@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -156,9 +157,16 @@ class Ledger(Application[UUID]):
 
     name = "PartnerLedger"
 
+    CACHE_SIZE = 10_000
+
     def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(env)
         self.conflicts = 0
+        # Memberships as this process last saved them. A batch takes its memberships out and
+        # puts them back only after its commit, so a failed batch leaves nothing half-applied
+        # here. Another process may have moved one on meanwhile: then our insert conflicts on
+        # (membership, version), and the retry reloads it from the store.
+        self._saved: OrderedDict[UUID, PartnerMembership] = OrderedDict()
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -266,6 +274,7 @@ class Ledger(Application[UUID]):
         recordings = self.save(
             *memberships.values(), inbox=inbox, quarantine=quarantine, resolutions=resolutions
         )
+        self._remember(memberships)
         positions = {
             (r.notification.originator_id, r.notification.originator_version): r.notification.id
             for r in recordings
@@ -304,15 +313,28 @@ class Ledger(Application[UUID]):
         """The memberships these notifications are about, loaded in a few queries; a
         membership never seen before is a new, empty one."""
         keys = {membership_id(*n.key): n.key for n in notifications}
-        streams = self.store.select_streams(list(keys))
         memberships: dict[UUID, PartnerMembership] = {}
+        for aggregate_id in keys:
+            saved = self._saved.pop(aggregate_id, None)
+            if saved is not None:
+                memberships[aggregate_id] = saved
+        streams = self.store.select_streams([k for k in keys if k not in memberships])
         for aggregate_id, key in keys.items():
+            if aggregate_id in memberships:
+                continue
             membership: PartnerMembership | None = None
             for _, stored in streams.get(aggregate_id, ()):
                 event = cast(PartnerMembership.Event, self.mapper.to_domain_event(stored))
                 membership = event.mutate(membership)
             memberships[aggregate_id] = membership or PartnerMembership.new(*key)
         return memberships
+
+    def _remember(self, memberships: dict[UUID, PartnerMembership]) -> None:
+        for aggregate_id, membership in memberships.items():
+            if membership.version:
+                self._saved[aggregate_id] = membership
+        while len(self._saved) > self.CACHE_SIZE:
+            self._saved.popitem(last=False)
 
     # --- personal data -------------------------------------------------------------------
 

@@ -81,7 +81,6 @@ _TIME = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?"
 _DATE = re.compile(rf"([0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}})(?:[ T]{_TIME})?")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _ORG_PREFIX = re.compile(r"^\d+_")
-_MAX_DEPTH: Final = 64
 
 
 def _shown(value: Any) -> str:
@@ -300,7 +299,7 @@ def parse_object(body: Any) -> Notification:
             Reason.NOT_AN_OBJECT, f"the body is a JSON {_json_type(body)}, not an object"
         )
     anomalies: list[str] = []
-    body = _strip(body, anomalies, depth=0)
+    body = _clean(body, anomalies)
     fields, paths = _extract(body, anomalies)
     try:
         notification = Notification.model_validate(fields)
@@ -314,33 +313,30 @@ def _json_type(value: Any) -> str:
     return names.get(type(value), "number")
 
 
-def _strip(value: Any, anomalies: list[str], *, depth: int) -> Any:
-    """Strip whitespace around every key and string value, at every depth."""
-    if depth > _MAX_DEPTH:
-        return value
-    if isinstance(value, str):
-        if _SURROGATE.search(value):
+def _clean(value: dict[str, Any], anomalies: list[str]) -> dict[str, Any]:
+    """Strip whitespace around the keys and string values of one object. The parser cleans
+    every object it reads, at whatever depth, and never looks at the others (a raw event-log
+    payload carries large profile trees that the ledger does not keep)."""
+    stripped: dict[str, Any] = {}
+    for key, item in value.items():
+        if _SURROGATE.search(key):
             raise InvalidNotificationError(
-                Reason.BAD_VALUE, f"the text {_shown(value)} holds an unpaired surrogate escape"
+                Reason.BAD_VALUE, f"the key {_shown(key)} holds an unpaired surrogate escape"
             )
-        return value if isinstance(value, LongNumber) else value.strip()
-    if isinstance(value, list):
-        return [_strip(item, anomalies, depth=depth + 1) for item in value]
-    if isinstance(value, dict):
-        stripped: dict[str, Any] = {}
-        for key, item in value.items():
-            if _SURROGATE.search(key):
+        clean = key.strip()
+        if clean in stripped:
+            # Two keys that differ only in whitespace: the first one wins.
+            anomalies.append("KEY_COLLISION")
+            continue
+        if isinstance(item, str) and not isinstance(item, LongNumber):
+            if _SURROGATE.search(item):
                 raise InvalidNotificationError(
-                    Reason.BAD_VALUE, f"the key {_shown(key)} holds an unpaired surrogate escape"
+                    Reason.BAD_VALUE,
+                    f"the text {_shown(item)} holds an unpaired surrogate escape",
                 )
-            clean = key.strip()
-            if clean in stripped:
-                # Two keys that differ only in whitespace: the first one wins.
-                anomalies.append("KEY_COLLISION")
-                continue
-            stripped[clean] = _strip(item, anomalies, depth=depth + 1)
-        return stripped
-    return value
+            item = item.strip()
+        stripped[clean] = item
+    return stripped
 
 
 def _event_name(body: dict[str, Any], envelope: dict[str, Any], prefix: str) -> str:
@@ -367,7 +363,7 @@ def _shape(body: dict[str, Any]) -> Shape:
     return Shape.B
 
 
-def _object(parent: dict[str, Any], key: str, path: str) -> dict[str, Any]:
+def _object(parent: dict[str, Any], key: str, path: str, anomalies: list[str]) -> dict[str, Any]:
     value = parent.get(key)
     if value is None:
         return {}
@@ -375,7 +371,7 @@ def _object(parent: dict[str, Any], key: str, path: str) -> dict[str, Any]:
         raise InvalidNotificationError(
             Reason.BAD_VALUE, f"{path} is a JSON {_json_type(value)}, not an object"
         )
-    return value
+    return _clean(value, anomalies)
 
 
 _DETAIL_KEYS: Final = {
@@ -389,13 +385,15 @@ _DETAIL_KEYS: Final = {
 def _extract(body: dict[str, Any], anomalies: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
     """Pick the fields out of whichever shape this is; return them with their payload paths."""
     shape = _shape(body)
-    envelope, prefix = (body["attributes"], "attributes.") if shape is Shape.A else (body, "")
+    envelope, prefix = (
+        (_clean(body["attributes"], anomalies), "attributes.") if shape is Shape.A else (body, "")
+    )
     event_name = _event_name(body, envelope, prefix)
-    data = _object(envelope, "data", f"{prefix}data")
-    customer = _object(data, "customerIdentifiers", f"{prefix}data.customerIdentifiers")
-    instore = _object(customer, "instore", f"{prefix}data.customerIdentifiers.instore")
+    data = _object(envelope, "data", f"{prefix}data", anomalies)
+    customer = _object(data, "customerIdentifiers", f"{prefix}data.customerIdentifiers", anomalies)
+    instore = _object(customer, "instore", f"{prefix}data.customerIdentifiers.instore", anomalies)
     cpd_path = f"{prefix}data.customerPartnerProgramDetails"
-    cpd = _object(data, "customerPartnerProgramDetails", cpd_path)
+    cpd = _object(data, "customerPartnerProgramDetails", cpd_path, anomalies)
 
     paths = {
         "org_id": f"{prefix}orgId",
@@ -449,7 +447,7 @@ def _extract(body: dict[str, Any], anomalies: list[str]) -> tuple[dict[str, Any]
         fields["update_type"] = "RENEW"
     fields["delivered_at_ms"] = _delivery_time(body.get("timeStamp"), anomalies)
     entity = data.get("entityInformation")
-    entity_id = entity.get("entityId") if isinstance(entity, dict) else None
+    entity_id = _clean(entity, anomalies).get("entityId") if isinstance(entity, dict) else None
     if entity_id not in (None, "") and not _same_number(entity_id, fields["customer_id"]):
         anomalies.append("ENTITY_ID_MISMATCH")
     fields["anomalies"] = tuple(anomalies)
