@@ -76,19 +76,9 @@ class IdentifierVault:
         return existed
 
     def _keys(self, customers: set[Customer]) -> dict[Customer, bytes | None]:
-        if not customers:
-            return {}
+        """Each customer's key (None once forgotten), creating the missing ones."""
         ordered = sorted(customers)
-        keys: dict[Customer, bytes | None] = {}
-        for condition, params in self.tables.pairs_in(
-            ("org_id", "customer_id"), ordered, ("bigint", "bigint")
-        ):
-            for row in self.tables.query(
-                f"SELECT org_id, customer_id, key FROM ledger_customer_keys WHERE {condition}",
-                params,
-            ):
-                key = row["key"]
-                keys[(row["org_id"], row["customer_id"])] = None if key is None else bytes(key)
+        keys = self._read_keys(ordered)
         missing = [pair for pair in ordered if pair not in keys]
         if not missing:
             return keys
@@ -105,8 +95,12 @@ class IdentifierVault:
                 ],
             )
         # Read back: a concurrent writer may have created some of these keys first.
+        return keys | self._read_keys(missing)
+
+    def _read_keys(self, customers: Sequence[Customer]) -> dict[Customer, bytes | None]:
+        keys: dict[Customer, bytes | None] = {}
         for condition, params in self.tables.pairs_in(
-            ("org_id", "customer_id"), missing, ("bigint", "bigint")
+            ("org_id", "customer_id"), customers, ("bigint", "bigint")
         ):
             for row in self.tables.query(
                 f"SELECT org_id, customer_id, key FROM ledger_customer_keys WHERE {condition}",
