@@ -23,6 +23,8 @@ from domain.errors import LedgerError, MembershipNotFoundError
 from domain.history import Chronicle
 from domain.integrity import parse_anchor
 from domain.ledger import EXPORT_FIELDS, Ledger, Outcome, iso, membership_record
+from infrastructure.http.serve import add_serve_command
+from infrastructure.moments import parse_moment
 from infrastructure.progress import Progress
 from infrastructure.settings import Settings
 from infrastructure.sources import open_source, payloads
@@ -37,11 +39,13 @@ Handler = Callable[[argparse.Namespace, Ledger], int]
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    if not hasattr(args, "handler"):
+    if not hasattr(args, "handler") and not hasattr(args, "serve"):
         parser.print_help(sys.stderr)
         return 2
     try:
         settings = Settings(db=args.db) if args.db else Settings()
+        if hasattr(args, "serve"):  # the HTTP service opens one ledger per worker process
+            return int(args.serve(args, settings))
         with open_ledger(settings) as ledger:
             return int(args.handler(args, ledger))
     except LedgerError as error:
@@ -175,6 +179,8 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="what the ledger holds")
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=_status)
+
+    add_serve_command(commands)
     return parser
 
 
@@ -610,19 +616,10 @@ def _time_travel(command: argparse.ArgumentParser) -> None:
 
 
 def _moment(text: str, *, end_of_day: bool) -> datetime:
-    """An ISO-8601 time (UTC when no offset is given); a bare date is the start of that day
-    (for --from) or its last microsecond (for --to, --as-of, --as-known-at)."""
     try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            moment = datetime.combine(
-                day, datetime.max.time() if end_of_day else datetime.min.time()
-            )
-        else:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO-8601 date or time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return parse_moment(text, end_of_day=end_of_day)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _moment_start(text: str) -> datetime:

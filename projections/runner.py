@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
@@ -246,10 +247,11 @@ class Projector:
     ) -> None:
         """Keep every view current until ``stop`` is set. One follower per view: a second
         one gets `LockHeldError` at once."""
-        locks = [exclusive(self.recorder.datastore, f"follow-{name}", wait=False) for name in VIEWS]
-        for lock in locks:
-            lock.__enter__()
-        try:
+        with contextlib.ExitStack() as locks:
+            for name in VIEWS:
+                locks.enter_context(
+                    exclusive(self.recorder.datastore, f"follow-{name}", wait=False)
+                )
             waiter = _Waiter(self.recorder, backstop_seconds if self.postgres else poll_seconds)
             with waiter:
                 while not stop.is_set():
@@ -264,9 +266,6 @@ class Projector:
                             on_error(error)
                         stop.wait(1.0)
                     waiter.wait(stop)
-        finally:
-            for lock in reversed(locks):
-                lock.__exit__(None, None, None)
 
     # --- status --------------------------------------------------------------------------
 

@@ -63,9 +63,7 @@ def signature_problem(
     if abs(current - int(stamp)) > SIGNATURE_TOLERANCE_SECONDS:
         return "webhook-timestamp is more than 5 minutes away from now"
     signed = message_id.encode("latin-1") + b"." + stamp.encode() + b"." + body
-    expected = [
-        base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()) for key in keys
-    ]
+    expected = [base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()) for key in keys]
     matched = False
     for entry in signatures.split():
         version, _, value = entry.partition(",")

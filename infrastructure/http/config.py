@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,13 +32,13 @@ class HttpConfig(BaseSettings):
     webhook_secrets: SecretStr = SecretStr("")
     read_token: SecretStr = SecretStr("")
     signing_secret: SecretStr = SecretStr("")
-    max_body_bytes: int = Field(1_048_576, gt=0)
-    commit_timeout_seconds: float = Field(10.0, gt=0)
-    read_wait_seconds: float = Field(2.0, gt=0)
-    drain_seconds: float = Field(0.0, ge=0)
-    max_group_size: int = Field(100, ge=1)
-    max_pending: int = Field(1000, ge=1)
-    max_view_lag_events: int = Field(10_000, ge=0)
+    max_body_bytes: Annotated[int, Field(gt=0)] = 1_048_576
+    commit_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
+    read_wait_seconds: Annotated[float, Field(gt=0)] = 2.0
+    drain_seconds: Annotated[float, Field(ge=0)] = 0.0
+    max_group_size: Annotated[int, Field(ge=1)] = 100
+    max_pending: Annotated[int, Field(ge=1)] = 1000
+    max_view_lag_events: Annotated[int, Field(ge=0)] = 10_000
     follow: bool = True
 
     @field_validator("webhook_header")

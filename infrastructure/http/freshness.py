@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -77,11 +78,8 @@ class ViewWatcher:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     raise ViewBehindError(view, current, wanted)
-                tick = self._tick
-                try:
-                    await asyncio.wait_for(tick.wait(), remaining)
-                except TimeoutError:
-                    pass
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._tick.wait(), remaining)
         finally:
             self._waiters -= 1
 

@@ -83,7 +83,7 @@ class Metrics:
         directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         if directory:
             counters = CollectorRegistry()
-            MultiProcessCollector(counters, path=directory)
+            MultiProcessCollector(counters, path=directory)  # type: ignore[no-untyped-call]
         else:
             counters = self.registry
         store = CollectorRegistry(auto_describe=False)
@@ -112,10 +112,13 @@ class _StoreCollector(Collector):
         yield head
         gauges = {
             "position": GaugeMetricFamily(
-                "partner_ledger_view_position", "Last position folded into the view.", labels=["view"]
+                "partner_ledger_view_position",
+                "Last position folded into the view.",
+                labels=["view"],
             ),
             "lag_events": GaugeMetricFamily(
-                "partner_ledger_view_lag_events", "Events recorded but not yet in the view.",
+                "partner_ledger_view_lag_events",
+                "Events recorded but not yet in the view.",
                 labels=["view"],
             ),
             "oldest_unprocessed_age_seconds": GaugeMetricFamily(
@@ -124,7 +127,8 @@ class _StoreCollector(Collector):
                 labels=["view"],
             ),
             "dead_letters": GaugeMetricFamily(
-                "partner_ledger_view_dead_letters", "Events the view could not project.",
+                "partner_ledger_view_dead_letters",
+                "Events the view could not project.",
                 labels=["view"],
             ),
         }

@@ -82,7 +82,9 @@ class GroupCommitWriter:
         try:
             self._queue.put_nowait(_Pending(payload, future))
         except asyncio.QueueFull:
-            raise WriterUnavailableError("too many notifications are waiting to be committed")
+            raise WriterUnavailableError(
+                "too many notifications are waiting to be committed"
+            ) from None
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout)
         except TimeoutError:

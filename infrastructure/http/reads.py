@@ -1,0 +1,212 @@
+"""The read endpoints: the CLI's queries over HTTP, answering exactly what ``--json`` prints.
+
+All need ``Authorization: Bearer <read token>``. Views are read as they are; a read that passes
+``min_position=N`` (a position a POST returned) first waits, up to ``read_wait_seconds``, until
+the view has folded in N, and answers 503 with ``Retry-After`` if it has not (it never answers
+older data than asked for). ``history`` and the time-travel reads (``as_of``, ``as_known_at``)
+fold the log itself, which is always current.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from domain.errors import MembershipNotFoundError
+from domain.history import Chronicle
+from domain.ledger import membership_record
+from infrastructure.http.auth import matches_any
+from infrastructure.http.freshness import ViewBehindError
+from infrastructure.http.params import (
+    Id,
+    MinPosition,
+    Moment,
+    OptionalId,
+    decode_cursor,
+    encode_cursor,
+    moment,
+)
+from infrastructure.http.schemas import (
+    ExpiryRow,
+    HistoryEntry,
+    LedgerJSONResponse,
+    Membership,
+    Problem,
+    TierCount,
+)
+from infrastructure.http.service import Service
+from projections.views import EXPIRY, MEMBERSHIPS, View
+
+_bearer = HTTPBearer(auto_error=False, scheme_name="ReadToken")
+
+
+def _service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+async def require_read_token(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
+) -> None:
+    tokens = _service(request).config.read_tokens
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if not tokens:
+        raise HTTPException(
+            401, "the read endpoints are off: set PARTNER_LEDGER_READ_TOKEN", headers=challenge
+        )
+    if credentials is None or not matches_any(credentials.credentials, tokens):
+        raise HTTPException(401, "missing or wrong bearer token", headers=challenge)
+
+
+RETRY_AFTER = {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "A position never recorded, or a bad cursor"},
+    401: {"model": Problem, "description": "Missing or wrong bearer token"},
+    503: {
+        "model": Problem,
+        "description": "Database unavailable, or the view not yet at min_position",
+        "headers": RETRY_AFTER,
+    },
+}
+router = APIRouter(tags=["queries"], dependencies=[Depends(require_read_token)], responses=ERRORS)
+
+
+async def _fresh_enough(service: Service, view: View, min_position: int | None) -> None:
+    """Return once ``view`` can answer: live, and at ``min_position`` when one is given."""
+    position = await service.watcher.position(view.name)
+    if position is None:
+        raise HTTPException(503, "the views are being built; retry shortly", {"Retry-After": "1"})
+    if min_position is None or position >= min_position:
+        return
+    head = await run_in_threadpool(service.projector.head)
+    if min_position > head:
+        raise HTTPException(400, f"position {min_position} was never recorded (head is {head})")
+    try:
+        await service.watcher.wait_for(
+            view.name, min_position, timeout=service.config.read_wait_seconds
+        )
+    except ViewBehindError as error:
+        raise HTTPException(503, str(error), {"Retry-After": "1"}) from None
+
+
+@router.get(
+    "/memberships/{org}/{customer}/{program}",
+    summary="One membership's state (membership --json), now or at a time",
+    response_model=None,
+    responses={200: {"model": Membership}, 404: {"model": Problem}},
+)
+async def membership(
+    request: Request,
+    org: Id,
+    customer: Id,
+    program: Id,
+    as_of: Moment = None,
+    as_known_at: Moment = None,
+    min_position: MinPosition = None,
+) -> LedgerJSONResponse:
+    service = _service(request)
+    when, known = moment(as_of, "as_of"), moment(as_known_at, "as_known_at")
+    if when is not None or known is not None:
+        try:
+            state = await run_in_threadpool(
+                lambda: Chronicle(service.ledger).state_at(
+                    org, customer, program, as_of=when, as_known_at=known
+                )
+            )
+        except MembershipNotFoundError as error:
+            raise HTTPException(404, str(error)) from None
+        return LedgerJSONResponse(membership_record(state))
+    await _fresh_enough(service, MEMBERSHIPS, min_position)
+    record = await run_in_threadpool(service.queries.membership, org, customer, program)
+    if record is None:
+        raise HTTPException(
+            404, f"no membership for org {org}, customer {customer}, partner program {program}"
+        )
+    return LedgerJSONResponse(record)
+
+
+@router.get(
+    "/memberships/{org}/{customer}/{program}/history",
+    summary="Every recorded event of one membership (history --json)",
+    response_model=None,
+    responses={200: {"model": list[HistoryEntry]}, 404: {"model": Problem}},
+)
+async def history(request: Request, org: Id, customer: Id, program: Id) -> LedgerJSONResponse:
+    chronicle = Chronicle(_service(request).ledger)
+    try:
+        entries = await run_in_threadpool(chronicle.history, org, customer, program)
+    except MembershipNotFoundError as error:
+        raise HTTPException(404, str(error)) from None
+    return LedgerJSONResponse(entries)
+
+
+@router.get(
+    "/expiring",
+    summary="Expiry dates in a window, by date (expiring --json), a page at a time",
+    response_model=None,
+    responses={
+        200: {
+            "model": list[ExpiryRow],
+            "headers": {
+                "Link": {"description": '<next page URL>; rel="next", when there may be more'},
+                "X-Next-Cursor": {"description": "the cursor of the next page"},
+            },
+        }
+    },
+)
+async def expiring(
+    request: Request,
+    org: OptionalId = None,
+    program: OptionalId = None,
+    kind: Literal["membership", "tier", "scheduled"] | None = None,
+    start: Annotated[date | None, Query(alias="from")] = None,
+    end: Annotated[date | None, Query(alias="to")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    min_position: MinPosition = None,
+) -> LedgerJSONResponse:
+    service = _service(request)
+    after = decode_cursor(cursor) if cursor is not None else None
+    await _fresh_enough(service, EXPIRY, min_position)
+    rows = await run_in_threadpool(
+        lambda: service.queries.expiring(
+            org_id=org,
+            partner_program_id=program,
+            kind=kind,
+            start=start,
+            end=end,
+            limit=limit,
+            after=after,
+        )
+    )
+    headers = {}
+    if len(rows) == limit:
+        following = encode_cursor(rows[-1])
+        headers["Link"] = f'<{request.url.include_query_params(cursor=following)}>; rel="next"'
+        headers["X-Next-Cursor"] = following
+    return LedgerJSONResponse(rows, headers=headers)
+
+
+@router.get(
+    "/tiers",
+    summary="LINKED memberships per org, program and tier (tiers --json)",
+    response_model=None,
+    responses={200: {"model": list[TierCount]}},
+)
+async def tiers(
+    request: Request,
+    org: OptionalId = None,
+    program: OptionalId = None,
+    min_position: MinPosition = None,
+) -> LedgerJSONResponse:
+    service = _service(request)
+    await _fresh_enough(service, MEMBERSHIPS, min_position)
+    rows = await run_in_threadpool(
+        lambda: service.queries.tiers(org_id=org, partner_program_id=program)
+    )
+    return LedgerJSONResponse(rows)

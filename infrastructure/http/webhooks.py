@@ -1,0 +1,175 @@
+"""``POST /webhooks/capillary``: authenticate, bound the body, commit it, answer the policy.
+
+- shutting down: 503 with Retry-After, nothing read;
+- missing or wrong webhook header (or signature, when configured): 401, nothing stored;
+- body over ``max_body_bytes``: 413, nothing stored;
+- not JSON: 400, the raw bytes quarantined (``NOT_JSON``);
+- JSON that fails validation: 200 ``quarantined`` with reason and id, so it is not retried;
+- recorded: 200 ``recorded`` with its position; duplicate: 200 ``duplicate``;
+- database down, or the commit not confirmed in time: 503 with Retry-After; the sender retries.
+
+A 200 or 400 is sent only after the transaction holding the payload has committed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request, Security
+from fastapi.security import APIKeyHeader
+from starlette.requests import ClientDisconnect
+
+from domain.errors import Reason
+from domain.ledger import Outcome
+from infrastructure.http.auth import matches_any, signature_problem
+from infrastructure.http.config import HttpConfig
+from infrastructure.http.schemas import (
+    NOT_JSON_EXAMPLE,
+    PAYLOAD_EXAMPLES,
+    RECEIPT_EXAMPLES,
+    LedgerJSONResponse,
+    Problem,
+    Receipt,
+)
+from infrastructure.http.service import Service
+from infrastructure.http.writer import TRANSIENT_ERRORS, WriterUnavailableError
+
+RETRY_AFTER_SECONDS = 5
+REQUEST_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "A Capillary partner-program notification, byte for byte as sent. Any "
+        "bytes are accepted and accounted for: recorded, duplicate, or quarantined.",
+        "content": {
+            "application/json": {
+                "schema": {"type": "object", "additionalProperties": True},
+                "examples": PAYLOAD_EXAMPLES,
+            }
+        },
+    }
+}
+RETRY_AFTER = {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}}
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": Receipt,
+        "description": "Committed: recorded, duplicate, or quarantined (do not retry)",
+        "content": {"application/json": {"examples": RECEIPT_EXAMPLES}},
+    },
+    400: {
+        "model": Receipt,
+        "description": "Not JSON: the raw bytes were quarantined (NOT_JSON)",
+        "content": {"application/json": {"example": NOT_JSON_EXAMPLE}},
+    },
+    401: {"model": Problem, "description": "Missing or wrong credentials; nothing stored"},
+    413: {"model": Problem, "description": "Body over the size limit; nothing stored"},
+    503: {"model": Problem, "description": "Not committed; retry later", "headers": RETRY_AFTER},
+}
+
+
+def webhook_router(config: HttpConfig) -> APIRouter:
+    """The webhook route, with the header name and secrets of ``config``."""
+    router = APIRouter(tags=["webhooks"])
+    token_header = APIKeyHeader(
+        name=config.webhook_header,
+        auto_error=False,
+        scheme_name="WebhookToken",
+        description="The shared secret configured on Capillary's webhook",
+    )
+    accepted = config.accepted_secrets
+    signing_keys = config.signing_keys
+
+    @router.post(
+        "/webhooks/capillary",
+        summary="Receive one Capillary notification",
+        response_class=LedgerJSONResponse,
+        response_model=None,
+        responses=RESPONSES,
+        openapi_extra=REQUEST_BODY,
+        dependencies=[Security(token_header)],  # documents the scheme; checked below
+    )
+    async def receive_notification(request: Request) -> LedgerJSONResponse:
+        service: Service = request.app.state.service
+        metrics = service.metrics
+        if service.draining.is_set():
+            metrics.count("unavailable")
+            return unavailable("the service is shutting down; nothing was recorded")
+        if not matches_any(request.headers.get(config.webhook_header), accepted):
+            metrics.count("unauthorized")
+            return problem(401, f"missing or wrong {config.webhook_header} header")
+        started = time.perf_counter()
+        try:
+            body = await _read_at_most(request, config.max_body_bytes)
+        except ClientDisconnect:  # the sender gave up mid-body: nothing to store or answer
+            return problem(400, "the request body was not received in full")
+        if body is None:
+            metrics.count("too_large")
+            return problem(
+                413,
+                f"the body is larger than {config.max_body_bytes} bytes; nothing was stored",
+                headers={"Connection": "close"},
+            )
+        if signing_keys:
+            reason = signature_problem(signing_keys, request.headers, body)
+            if reason is not None:
+                metrics.count("unauthorized")
+                return problem(401, f"the Standard Webhooks signature does not verify: {reason}")
+        try:
+            outcome = await service.writer.submit(body, timeout=config.commit_timeout_seconds)
+        except WriterUnavailableError as error:
+            metrics.count("unavailable")
+            return unavailable(f"{error}; resending is safe")
+        except TRANSIENT_ERRORS:
+            metrics.count("unavailable")
+            return unavailable("the ledger database is unavailable; nothing was recorded")
+        finally:
+            metrics.ingest_seconds.observe(time.perf_counter() - started)
+        metrics.count(outcome.status, outcome.reason if outcome.status == "quarantined" else None)
+        status = 400 if outcome.reason == Reason.NOT_JSON else 200
+        return LedgerJSONResponse(receipt(outcome), status_code=status)
+
+    return router
+
+
+def receipt(outcome: Outcome) -> dict[str, Any]:
+    """The answer's body: ``{"status": ...}`` and what the sender or operator needs."""
+    if outcome.status == "recorded":
+        return {"status": "recorded", "position": outcome.position}
+    if outcome.status == "duplicate":
+        return {"status": "duplicate"}
+    return {
+        "status": "quarantined",
+        "reason": outcome.reason,
+        "id": outcome.quarantine_id,
+        "detail": outcome.detail,
+    }
+
+
+def problem(
+    status: int, detail: str, *, headers: dict[str, str] | None = None
+) -> LedgerJSONResponse:
+    return LedgerJSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def unavailable(detail: str) -> LedgerJSONResponse:
+    return problem(503, detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+async def _read_at_most(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it is known to exceed ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if (
+        declared is not None
+        and declared.isascii()
+        and declared.isdigit()
+        and (len(declared) > 18 or int(declared) > limit)
+    ):
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
