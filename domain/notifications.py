@@ -79,7 +79,8 @@ _MAX_ID: Final = 2**63 - 1
 _INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
 _TIME = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?"
 _DATE = re.compile(rf"([0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}})(?:[ T]{_TIME})?")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+# Unpaired surrogates cannot be encoded, and NUL cannot be stored in a PostgreSQL text column.
+_UNSTORABLE = re.compile("[\ud800-\udfff\x00]")
 _ORG_PREFIX = re.compile(r"^\d+_")
 
 
@@ -319,9 +320,10 @@ def _clean(value: dict[str, Any], anomalies: list[str]) -> dict[str, Any]:
     payload carries large profile trees that the ledger does not keep)."""
     stripped: dict[str, Any] = {}
     for key, item in value.items():
-        if _SURROGATE.search(key):
+        if _UNSTORABLE.search(key):
             raise InvalidNotificationError(
-                Reason.BAD_VALUE, f"the key {_shown(key)} holds an unpaired surrogate escape"
+                Reason.BAD_VALUE,
+                f"the key {_shown(key)} holds a NUL or an unpaired surrogate escape",
             )
         clean = key.strip()
         if clean in stripped:
@@ -329,10 +331,10 @@ def _clean(value: dict[str, Any], anomalies: list[str]) -> dict[str, Any]:
             anomalies.append("KEY_COLLISION")
             continue
         if isinstance(item, str) and not isinstance(item, LongNumber):
-            if _SURROGATE.search(item):
+            if _UNSTORABLE.search(item):
                 raise InvalidNotificationError(
                     Reason.BAD_VALUE,
-                    f"the text {_shown(item)} holds an unpaired surrogate escape",
+                    f"the text {_shown(item)} holds a NUL or an unpaired surrogate escape",
                 )
             item = item.strip()
         stripped[clean] = item
