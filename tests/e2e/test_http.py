@@ -794,6 +794,10 @@ def _assert_every_answer_is_in_the_store(
     # Each recorded answer names its own event; the store holds exactly what was accepted.
     assert len(positions) == len(set(positions))
     assert fingerprints == accepted
+    # The views equal a fresh rebuild, and every hash chain verifies.
+    for report in _cli(server.db_url, "rebuild", "--diff"):
+        assert (report["changed"], report["added"], report["removed"]) == (0, 0, 0)
+    assert _cli(server.db_url, "verify")["ok"] is True
 
 
 class _database_refusing_connections:
