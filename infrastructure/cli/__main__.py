@@ -1,0 +1,5 @@
+"""``python -m infrastructure.cli``."""
+
+from infrastructure.cli import main
+
+raise SystemExit(main())

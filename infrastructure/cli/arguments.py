@@ -1,0 +1,72 @@
+"""Argument types and shared flags of the command line."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import date, datetime, timedelta
+
+from infrastructure.moments import parse_moment
+
+
+def key_arguments(command: argparse.ArgumentParser, *, optional: bool = False) -> None:
+    nargs = "?" if optional else None
+    command.add_argument("org", type=identifier, metavar="ORG", nargs=nargs)
+    command.add_argument("customer", type=identifier, metavar="CUSTOMER", nargs=nargs)
+    command.add_argument("program", type=identifier, metavar="PROGRAM", nargs=nargs)
+
+
+def time_travel(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--as-of",
+        type=moment_end,
+        metavar="T",
+        help="the state true at T (events that occurred by T), as known now",
+    )
+    command.add_argument(
+        "--as-known-at",
+        type=moment_end,
+        metavar="K",
+        help="what the ledger said at K (events recorded by K)",
+    )
+
+
+def moment(text: str, *, end_of_day: bool) -> datetime:
+    try:
+        return parse_moment(text, end_of_day=end_of_day)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def moment_start(text: str) -> datetime:
+    return moment(text, end_of_day=False)
+
+
+def moment_end(text: str) -> datetime:
+    return moment(text, end_of_day=True)
+
+
+def identifier(text: str) -> int:
+    """An org, customer or program id: what the ledger can store (1 to 2^63-1)."""
+    if not text.isdigit() or not 1 <= int(text) <= 2**63 - 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an id (an integer from 1 to 2^63-1)")
+    return int(text)
+
+
+def positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return int(text)
+
+
+def calendar_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a YYYY-MM-DD date") from None
+
+
+def days(text: str) -> timedelta:
+    number = text.removesuffix("d")
+    if not number.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days such as 30d")
+    return timedelta(days=int(number))

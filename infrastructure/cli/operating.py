@@ -1,0 +1,169 @@
+"""Commands that run the ledger: projections, rebuilds, status, verification, forgetting."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from typing import Any
+
+from domain.audit import Auditor
+from domain.errors import LedgerError
+from domain.integrity import parse_anchor
+from domain.ledger import Ledger
+from infrastructure.cli.output import print_fields, print_json, print_view_status
+from infrastructure.progress import Progress
+from projections.runner import Projector
+from projections.views import VIEWS
+
+
+def project(args: argparse.Namespace, ledger: Ledger) -> int:
+    projector = Projector(ledger, batch_size=args.batch_size)
+    if args.status:
+        status = {"views": projector.status(), "dead_letters": projector.store.dead_letters()}
+        if args.json:
+            print_json(status)
+        else:
+            print_view_status(status["views"])
+            for letter in status["dead_letters"]:
+                print(
+                    f"dead letter: {letter['view']} position {letter['position']} "
+                    f"membership {letter['membership_id']}: {letter['error']}"
+                )
+        return 0
+    if not args.follow:
+        processed = projector.catch_up()
+        if args.json:
+            print_json({"processed": processed, "views": projector.status()})
+        else:
+            print(", ".join(f"{name}: {count} events" for name, count in processed.items()))
+        return 0
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    print("following the log; Ctrl-C to stop", file=sys.stderr)
+    projector.follow(stop, on_error=lambda e: print(f"partner-ledger: {e}", file=sys.stderr))
+    return 0
+
+
+def rebuild(args: argparse.Namespace, ledger: Ledger) -> int:
+    unknown = [name for name in args.views if name not in VIEWS]
+    if unknown:
+        raise LedgerError(f"no view named {', '.join(unknown)}; views: {', '.join(VIEWS)}")
+    projector = Projector(ledger)
+    reports = []
+    for name in args.views or list(VIEWS):
+        with Progress(
+            total=projector.head(), unit="ev", quiet=args.json, label=f"rebuild {name}"
+        ) as progress:
+            reports.append(
+                projector.rebuild(VIEWS[name], diff_only=args.diff, progress=progress.advance)
+            )
+    if args.json:
+        print_json(reports)
+        return 0
+    for report in reports:
+        verb = "switched to" if report["switched"] else "built (not switched)"
+        print(
+            f"{report['view']}: {verb} generation {report['to_generation']} at position "
+            f"{report['position']}, {report['events']} events in {report['seconds']} s"
+        )
+        if report.get("from_generation") is not None:
+            print(
+                f"  compared with generation {report['from_generation']}: "
+                f"{report['changed']} changed, {report['added']} added, "
+                f"{report['removed']} removed"
+            )
+            for item in report["sample"]:
+                print(f"  {item['key']}: {item['before']} -> {item['after']}")
+    return 0
+
+
+def status(args: argparse.Namespace, ledger: Ledger) -> int:
+    counts = ledger.store.counts()
+    status: dict[str, Any] = {
+        "recorded": counts["recorded"],
+        "quarantined_open": counts["quarantined"],
+        "head_position": ledger.recorder.max_notification_id() or 0,
+        "views": Projector(ledger).status(),
+    }
+    if args.json:
+        print_json(status)
+    else:
+        print_fields({k: v for k, v in status.items() if k != "views"})
+        print_view_status(status["views"])
+    return 0
+
+
+def verify(args: argparse.Namespace, ledger: Ledger) -> int:
+    auditor = Auditor(ledger.store)
+    breaks = auditor.verify()
+    if args.against:
+        breaks += auditor.verify_against(*parse_anchor(args.against))
+    digest, position, events = auditor.digest()
+    report = {
+        "ok": not breaks,
+        "events": events,
+        "position": position,
+        "digest": f"{digest}@{position}",
+        "breaks": [{k: v for k, v in vars(b).items() if v is not None} for b in breaks],
+    }
+    if args.json:
+        print_json(report)
+    else:
+        for item in breaks:
+            where = " ".join(
+                f"{name} {value}"
+                for name, value in (
+                    ("membership", item.membership or item.membership_id),
+                    ("version", item.version),
+                    ("position", item.position),
+                )
+                if value is not None
+            )
+            print(
+                f"{item.kind}: {where}: {item.detail}"
+                + (f" (expected {item.expected}, found {item.found})" if item.expected else "")
+            )
+        print(
+            f"{'verified' if not breaks else 'BROKEN'}: {events} events, "
+            f"{len(breaks)} breaks, digest {digest}@{position}"
+        )
+    return 0 if not breaks else 3
+
+
+def digest(args: argparse.Namespace, ledger: Ledger) -> int:
+    auditor = Auditor(ledger.store)
+    auditor.checkpoint()
+    digest, position, events = auditor.digest()
+    if args.json:
+        print_json(
+            {
+                "digest": digest,
+                "position": position,
+                "events": events,
+                "anchor": f"{digest}@{position}",
+            }
+        )
+    else:
+        print(f"{digest}@{position}")
+    return 0
+
+
+def forget(args: argparse.Namespace, ledger: Ledger) -> int:
+    had_key = ledger.forget(args.org, args.customer)
+    result = {
+        "org_id": args.org,
+        "customer_id": args.customer,
+        "forgotten": True,
+        "had_identifiers": had_key,
+    }
+    if args.json:
+        print_json(result)
+    else:
+        print(
+            f"org {args.org} customer {args.customer}: identifiers are now unreadable"
+            + ("" if had_key else " (none were held; later ones will not be stored)")
+        )
+    return 0

@@ -1,0 +1,117 @@
+"""Commands that put payloads in: ingest, and the quarantine."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+from domain.audit import Auditor
+from domain.ledger import Ledger
+from infrastructure.cli.output import outcome_json, print_fields, print_json, quarantine_json
+from infrastructure.progress import Progress
+from infrastructure.sources import open_source, payloads
+from projections.runner import Projector
+
+
+def ingest(args: argparse.Namespace, ledger: Ledger) -> int:
+    stream, size = open_source(args.path)
+    batch_size = args.batch_size or 500
+    tally: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    started = time.perf_counter()
+    name = "stdin" if args.path == "-" else args.path
+    with stream, Progress(total=size, unit="B", quiet=args.json, label="ingest") as progress:
+        for batch, consumed in batches(payloads(stream, name=name), batch_size):
+            for outcome in ledger.receive(batch):
+                tally[outcome.status] += 1
+                if outcome.reason:
+                    reasons[outcome.reason] += 1
+            progress.advance(
+                consumed,
+                recorded=tally["recorded"],
+                duplicates=tally["duplicate"],
+                quarantined=tally["quarantined"],
+            )
+    # Catch the views up inline, so queries and exports reflect what was just recorded, and
+    # extend the log digest's checkpoints over the new events.
+    projected = time.perf_counter()
+    Projector(ledger).catch_up()
+    Auditor(ledger.store).checkpoint()
+    summary: dict[str, Any] = {
+        "received": sum(tally.values()),
+        "recorded": tally["recorded"],
+        "duplicates": tally["duplicate"],
+        "quarantined": tally["quarantined"],
+        "quarantined_by_reason": dict(sorted(reasons.items())),
+        "conflicts_retried": ledger.conflicts,
+        "seconds": round(time.perf_counter() - started, 3),
+        "projection_seconds": round(time.perf_counter() - projected, 3),
+    }
+    if args.json:
+        print_json(summary)
+    else:
+        by_reason = ", ".join(f"{k} {v}" for k, v in summary["quarantined_by_reason"].items())
+        print(
+            f"received {summary['received']}: recorded {summary['recorded']}, duplicates "
+            f"{summary['duplicates']}, quarantined {summary['quarantined']}"
+            + (f" ({by_reason})" if by_reason else "")
+        )
+    return 0
+
+
+def batches(items: Iterator[tuple[bytes, int]], size: int) -> Iterator[tuple[list[bytes], int]]:
+    batch: list[bytes] = []
+    consumed = 0
+    for payload, length in items:
+        batch.append(payload)
+        consumed += length
+        if len(batch) >= size:
+            yield batch, consumed
+            batch, consumed = [], 0
+    if batch:
+        yield batch, consumed
+
+
+def quarantine_list(args: argparse.Namespace, ledger: Ledger) -> int:
+    rows = ledger.store.quarantined(include_resolved=args.all)
+    if args.json:
+        print_json([quarantine_json(row) for row in rows])
+        return 0
+    for row in rows:
+        entry = quarantine_json(row)
+        state = f" resolved: {entry['resolution']}" if entry["resolution"] else ""
+        print(
+            f"{entry['id']} {entry['reason']} x{entry['times_received']} "
+            f"{entry['received_at']}{state}: {entry['detail']}"
+        )
+    if not rows:
+        print("quarantine is empty", file=sys.stderr)
+    return 0
+
+
+def quarantine_show(args: argparse.Namespace, ledger: Ledger) -> int:
+    row = ledger.quarantine_entry(args.id)
+    entry = quarantine_json(row) | {"raw": row["raw"].decode("utf-8", errors="replace")}
+    if args.json:
+        print_json(entry)
+    else:
+        print_fields({k: v for k, v in entry.items() if k != "raw"})
+        print("raw:")
+        print(entry["raw"])
+    return 0
+
+
+def quarantine_replay(args: argparse.Namespace, ledger: Ledger) -> int:
+    results = ledger.replay_quarantined(args.ids or None)
+    if args.json:
+        print_json([{"id": qid, **outcome_json(outcome)} for qid, outcome in results])
+    else:
+        for qid, outcome in results:
+            print(f"{qid} {outcome.status}" + (f" {outcome.reason}" if outcome.reason else ""))
+        if not results:
+            print("nothing to replay", file=sys.stderr)
+    return 0
