@@ -15,7 +15,6 @@ to ``insert_events()``.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -28,6 +27,7 @@ from psycopg.sql import SQL, Composed
 
 from domain.integrity import chain_hash
 from domain.ledger import InboxRow, QuarantineRow, Resolution
+from infrastructure.ledger_queries import LedgerQueries
 from infrastructure.vault import IdentifierVault
 
 SCHEMA_LOCK = 7_261_129_001  # advisory lock key: creating or migrating the ledger's tables
@@ -47,13 +47,9 @@ INBOX_COLUMNS = (
 )
 
 
-class LedgerTables:
+class LedgerTables(LedgerQueries):
     """SQL shared by both databases: written with ``%s`` placeholders; SQLite swaps in ``?``."""
 
-    events_table: str
-    datastore: Any
-    placeholder = "%s"
-    uuid_type = "uuid"
     bytes_type = "bytea"
 
     def ledger_ddl(self) -> list[str]:
@@ -87,12 +83,6 @@ class LedgerTables:
         ]
 
     # --- statements ----------------------------------------------------------------------
-
-    def sql(self, text: str) -> str:
-        return text if self.placeholder == "%s" else text.replace("%s", self.placeholder)
-
-    def originator(self, value: UUID) -> Any:
-        return value
 
     def _write_quarantine(self, curs: Any, rows: Sequence[QuarantineRow]) -> None:
         for row in rows:
@@ -184,266 +174,6 @@ class LedgerTables:
 
     def forget(self, org: int, customer: int) -> bool:
         return self.vault.forget(org, customer)
-
-    # --- queries -------------------------------------------------------------------------
-
-    @contextmanager
-    def reading(self) -> Iterator[Any]:
-        raise NotImplementedError
-
-    def query(self, text: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        with self.reading() as curs:
-            curs.execute(self.sql(text), params)
-            return [dict(row) for row in curs.fetchall()]
-
-    def find_recorded(
-        self, event_ids: Sequence[str], fingerprints: Sequence[str]
-    ) -> tuple[dict[str, str], set[str]]:
-        """Which of these eventIds (with their fingerprints) and fingerprints are recorded."""
-        known_ids: dict[str, str] = {}
-        known_fingerprints: set[str] = set()
-        for condition, params in self.member_of("event_id", event_ids):
-            for row in self.query(
-                f"SELECT event_id, fingerprint FROM ledger_inbox WHERE {condition}", params
-            ):
-                known_ids[row["event_id"]] = row["fingerprint"]
-        for condition, params in self.member_of("fingerprint", fingerprints):
-            rows = self.query(f"SELECT fingerprint FROM ledger_inbox WHERE {condition}", params)
-            known_fingerprints.update(row["fingerprint"] for row in rows)
-        return known_ids, known_fingerprints
-
-    def member_of(self, column: str, values: Sequence[Any]) -> Iterator[tuple[str, list[Any]]]:
-        """``column IN values`` as (condition, params), in as few statements as the database
-        allows: one array parameter on PostgreSQL, chunks of placeholders on SQLite."""
-        if not values:
-            return
-        if self.placeholder == "%s":
-            yield f"{column} = ANY(%s)", [list(values)]
-            return
-        for chunk in _chunks(list(values)):
-            yield f"{column} IN ({_marks(chunk)})", chunk
-
-    def pairs_in(
-        self, columns: tuple[str, str], pairs: Sequence[tuple[Any, Any]], types: tuple[str, str]
-    ) -> Iterator[tuple[str, list[Any]]]:
-        """``(a, b) IN pairs`` as (condition, params), like `member_of`."""
-        if not pairs:
-            return
-        first, second = columns
-        if self.placeholder == "%s":
-            yield (
-                f"({first}, {second}) IN (SELECT * FROM unnest(%s::{types[0]}[], "
-                f"%s::{types[1]}[]))",
-                [[a for a, _ in pairs], [b for _, b in pairs]],
-            )
-            return
-        for chunk in _chunks(list(pairs), 250):
-            condition = " OR ".join([f"({first} = %s AND {second} = %s)"] * len(chunk))
-            yield f"({condition})", [value for pair in chunk for value in pair]
-
-    def select_streams(
-        self, membership_ids: Sequence[UUID], *, up_to: int | None = None
-    ) -> dict[UUID, list[tuple[int, StoredEvent]]]:
-        """The stored events (with positions) of many memberships in a few round trips, in
-        version order; with ``up_to``, only events at or before that position."""
-        streams: dict[UUID, list[tuple[int, StoredEvent]]] = {}
-        ids = [self.originator(mid) for mid in membership_ids]
-        limit = "" if up_to is None else f" AND {self.position_column} <= %s"
-        for condition, params in self.member_of("originator_id", ids):
-            rows = self.query(
-                f"SELECT originator_id, originator_version, topic, state, "
-                f"{self.position_column} AS position FROM {self.events_table} "
-                f"WHERE {condition}{limit} ORDER BY originator_id, originator_version",
-                [*params, *(() if up_to is None else (up_to,))],
-            )
-            for row in rows:
-                key = UUID(str(row["originator_id"]))
-                streams.setdefault(key, []).append((row["position"], _stored(row)))
-        return streams
-
-    def scan_streams(
-        self, *, up_to: int, after: tuple[UUID, int] | None, limit: int
-    ) -> list[tuple[int, StoredEvent]]:
-        """Events at or before ``up_to`` in (membership, version) order, resuming after
-        ``after``: how a rebuild reads the whole log one membership at a time."""
-        where = f"{self.position_column} <= %s"
-        params: list[Any] = [up_to]
-        if after is not None:
-            where += " AND (originator_id, originator_version) > (%s, %s)"
-            params += [self.originator(after[0]), after[1]]
-        rows = self.query(
-            f"SELECT originator_id, originator_version, topic, state, "
-            f"{self.position_column} AS position FROM {self.events_table} WHERE {where} "
-            "ORDER BY originator_id, originator_version LIMIT %s",
-            [*params, limit],
-        )
-        return [(row["position"], _stored(row)) for row in rows]
-
-    def chain_rows(self, *, after: tuple[UUID, int] | None, limit: int) -> list[dict[str, Any]]:
-        """Stored events with their inbox rows, in (membership, version) order, resuming after
-        ``after``. Inbox columns are null for an event that has no inbox row."""
-        where, params = "", []
-        if after is not None:
-            where = "WHERE (e.originator_id, e.originator_version) > (%s, %s) "
-            params = [self.originator(after[0]), after[1]]
-        return self.query(
-            "SELECT e.originator_id, e.originator_version, e.topic, e.state, "
-            f"e.{self.position_column} AS position, i.previous_hash, i.hash, i.org_id, "
-            f"i.customer_id, i.partner_program_id FROM {self.events_table} e "
-            "LEFT JOIN ledger_inbox i ON i.originator_id = e.originator_id "
-            "AND i.originator_version = e.originator_version "
-            f"{where}ORDER BY e.originator_id, e.originator_version LIMIT %s",
-            [*params, limit],
-        )
-
-    def orphan_inbox_rows(self) -> list[dict[str, Any]]:
-        """Inbox rows whose event is gone from the event store."""
-        return self.query(
-            "SELECT i.originator_id, i.originator_version, i.org_id, i.customer_id, "
-            "i.partner_program_id, i.hash FROM ledger_inbox i "
-            f"LEFT JOIN {self.events_table} e ON e.originator_id = i.originator_id "
-            "AND e.originator_version = i.originator_version WHERE e.originator_id IS NULL "
-            "ORDER BY i.originator_id, i.originator_version"
-        )
-
-    def log_rows(self, *, after: int, up_to: int | None, limit: int) -> list[tuple[int, str]]:
-        """(position, chain hash) in notification order after ``after``."""
-        bound = "" if up_to is None else f" AND e.{self.position_column} <= %s"
-        rows = self.query(
-            f"SELECT e.{self.position_column} AS position, i.hash FROM {self.events_table} e "
-            "LEFT JOIN ledger_inbox i ON i.originator_id = e.originator_id "
-            "AND i.originator_version = e.originator_version "
-            f"WHERE e.{self.position_column} > %s{bound} "
-            f"ORDER BY e.{self.position_column} LIMIT %s",
-            [after, *(() if up_to is None else (up_to,)), limit],
-        )
-        return [(int(row["position"]), row["hash"] or "") for row in rows]
-
-    def checkpoints(self) -> list[dict[str, Any]]:
-        return self.query("SELECT position, events, digest FROM ledger_digests ORDER BY position")
-
-    def add_checkpoints(self, rows: Sequence[tuple[int, int, str]]) -> None:
-        with self.datastore.transaction(commit=True) as curs:
-            for position, events, digest in rows:
-                curs.execute(
-                    self.sql(
-                        "INSERT INTO ledger_digests (position, events, digest, created_at_us) "
-                        "VALUES (%s, %s, %s, %s) ON CONFLICT (position) DO NOTHING"
-                    ),
-                    (position, events, digest, time.time_ns() // 1000),
-                )
-
-    def chain_heads(self, heads: Sequence[tuple[UUID, int]]) -> dict[UUID, str]:
-        """The chain hash of each (membership, version): the link the next event hangs on."""
-        found: dict[UUID, str] = {}
-        pairs = [(self.originator(mid), version) for mid, version in heads if version > 0]
-        for condition, params in self.pairs_in(
-            ("originator_id", "originator_version"), pairs, (self.uuid_type, "bigint")
-        ):
-            for row in self.query(
-                f"SELECT originator_id, hash FROM ledger_inbox WHERE {condition}", params
-            ):
-                found[UUID(str(row["originator_id"]))] = row["hash"]
-        return found
-
-    def oldest_recorded_after(self, position: int) -> int | None:
-        """Recording time (epoch microseconds) of the first event after ``position``."""
-        rows = self.query(
-            f"SELECT i.recorded_at_us FROM {self.events_table} e JOIN ledger_inbox i "
-            "ON i.originator_id = e.originator_id AND i.originator_version = e.originator_version "
-            f"WHERE e.{self.position_column} > %s ORDER BY e.{self.position_column} LIMIT 1",
-            (position,),
-        )
-        return int(rows[0]["recorded_at_us"]) if rows else None
-
-    def positions(self, membership_id: UUID) -> dict[int, int]:
-        """version -> position (notification id) for one membership's events."""
-        rows = self.query(
-            f"SELECT i.originator_version AS version, e.{self.position_column} AS position "
-            f"FROM ledger_inbox i JOIN {self.events_table} e "
-            "ON e.originator_id = i.originator_id AND e.originator_version = i.originator_version "
-            "WHERE i.originator_id = %s",
-            (self.originator(membership_id),),
-        )
-        return {row["version"]: row["position"] for row in rows}
-
-    def membership_keys(
-        self,
-        *,
-        org_id: int | None = None,
-        partner_program_id: int | None = None,
-        recorded_from_us: int | None = None,
-        recorded_to_us: int | None = None,
-        occurred_to_ms: int | None = None,
-    ) -> list[UUID]:
-        """Memberships with at least one event matching every given bound, in key order."""
-        conditions, params = [], []
-        for clause, value in (
-            ("org_id = %s", org_id),
-            ("partner_program_id = %s", partner_program_id),
-            ("recorded_at_us >= %s", recorded_from_us),
-            ("recorded_at_us <= %s", recorded_to_us),
-            ("occurred_at_ms <= %s", occurred_to_ms),
-        ):
-            if value is not None:
-                conditions.append(clause)
-                params.append(value)
-        where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
-        rows = self.query(
-            "SELECT originator_id, org_id, customer_id, partner_program_id FROM ledger_inbox "
-            f"{where}GROUP BY originator_id, org_id, customer_id, partner_program_id "
-            "ORDER BY org_id, customer_id, partner_program_id",
-            params,
-        )
-        return [UUID(str(row["originator_id"])) for row in rows]
-
-    def membership_ids(self) -> list[UUID]:
-        rows = self.query("SELECT DISTINCT originator_id FROM ledger_inbox")
-        return [UUID(str(row["originator_id"])) for row in rows]
-
-    def quarantined(self, *, include_resolved: bool = False) -> list[dict[str, Any]]:
-        where = "" if include_resolved else "WHERE resolved_at_us IS NULL "
-        return self.query(
-            "SELECT id, reason, detail, received_at_us, last_received_at_us, times_received, "
-            f"resolved_at_us, resolution FROM ledger_quarantine {where}"
-            "ORDER BY received_at_us, id"
-        )
-
-    def quarantine_entry(self, id_prefix: str) -> list[dict[str, Any]]:
-        rows = self.query(
-            "SELECT * FROM ledger_quarantine WHERE id LIKE %s ORDER BY id LIMIT 2",
-            (id_prefix.replace("%", "").replace("_", "") + "%",),
-        )
-        for row in rows:
-            row["raw"] = bytes(row["raw"])
-        return rows
-
-    def counts(self) -> dict[str, int]:
-        (row,) = self.query(
-            "SELECT (SELECT COUNT(*) FROM ledger_inbox) AS recorded, "
-            "(SELECT COUNT(*) FROM ledger_quarantine WHERE resolved_at_us IS NULL) AS quarantined"
-        )
-        return {key: int(value) for key, value in row.items()}
-
-    position_column = "notification_id"
-
-
-def _stored(row: dict[str, Any]) -> StoredEvent:
-    return StoredEvent(
-        originator_id=UUID(str(row["originator_id"])),
-        originator_version=row["originator_version"],
-        topic=row["topic"],
-        state=bytes(row["state"]),
-    )
-
-
-def _chunks(items: list[Any], size: int = 500) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _marks(chunk: Sequence[Any]) -> str:
-    return ", ".join(["%s"] * len(chunk))
 
 
 class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
