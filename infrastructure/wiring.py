@@ -32,7 +32,7 @@ def open_ledger(settings: Settings) -> Iterator[Ledger]:
         ) from None
     try:
         yield ledger
-    except (PersistenceError, sqlite3.Error) as error:
+    except (PersistenceError, sqlite3.Error, psycopg.Error) as error:
         raise StorageUnavailableError(
             f"the ledger database {settings.display_db} failed: {_first_line(error)}"
         ) from None
