@@ -1,10 +1,12 @@
 """Benchmarks on PostgreSQL, each beside a raw baseline measured in the same run.
 
     .venv/bin/python scripts/bench.py [--scale small|full] [--json OUT] [--admin-url URL]
+        [--only ingest,rebuild,freshness,queries,webhook]
 
-Creates a scratch database, runs, prints one table (figure, ours, baseline, ratio, target, met?),
-writes the same as JSON with --json, and drops the database. Nothing here is a test: it asserts
-nothing about speed.
+Creates scratch databases, runs, prints one table (figure, ours, baseline, ratio, target, met?),
+writes the same as JSON with --json, and drops the databases. ``--only`` runs some figure groups
+(rebuild, freshness and queries still ingest the generated file first, without reporting it).
+Nothing here is a test: it asserts nothing about speed.
 
 Figures:
 1. ingest: ``partner-ledger ingest`` of a generated file, notifications/s end to end, and peak
@@ -14,23 +16,32 @@ Figures:
 3. freshness: with ``project --follow`` running, commit-to-visible latency in the memberships
    view; baseline: a bare LISTEN/NOTIFY round trip on the same server.
 4. queries: membership lookup and a 100-row ``expiring`` page, p50/p99.
+5. webhook: ``partner-ledger serve`` under ``scripts/bench_load.py`` (a separate process) on
+   loopback, acknowledged (2xx, committed) deliveries/s and p50/p99 latency; baseline:
+   ``scripts/bench_crud.py``, a FastAPI/uvicorn receiver upserting one row per request, under the
+   same load with the same payloads. Each with ``--workers`` 1 and 2, the better one reported.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
+import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +59,12 @@ SCALES = {
     "small": {"notifications": 20_000, "freshness": 200, "queries": 2_000},
     "full": {"notifications": 1_000_000, "freshness": 1_000, "queries": 10_000},
 }
+WEBHOOK_LOAD = {  # concurrency, requests, time bound in seconds
+    "small": (16, 3_000, 120),
+    "full": (64, 50_000, 180),
+}
+GROUPS = ("ingest", "rebuild", "freshness", "queries", "webhook")
+SECRET = "bench-webhook-secret-7c41"
 
 
 def main() -> int:
@@ -55,46 +72,57 @@ def main() -> int:
     parser.add_argument("--scale", choices=list(SCALES), default="small")
     parser.add_argument("--json", type=Path, metavar="OUT")
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--only", metavar="NAME[,NAME]", help=f"some of {','.join(GROUPS)}")
     args = parser.parse_args()
-    scale = SCALES[args.scale]
-    name = f"pl_bench_{os.getpid()}"
-    base = args.admin_url.rsplit("/", 1)[0]
-    with psycopg.connect(args.admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = f"{base}/{name}"
-    try:
-        rows = run(url, scale)
-    finally:
-        with psycopg.connect(args.admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    groups = set(args.only.split(",")) if args.only else set(GROUPS)
+    if groups - set(GROUPS):
+        parser.error(f"--only: unknown {','.join(sorted(groups - set(GROUPS)))}")
+    rows: list[dict[str, Any]] = []
+    if groups - {"webhook"}:
+        with scratch_database(args.admin_url, "bench") as url:
+            rows += run(url, SCALES[args.scale], groups)
+    if "webhook" in groups:
+        rows += bench_webhook(args.admin_url, args.scale)
     print_table(rows)
     if args.json:
         args.json.write_text(json.dumps({"scale": args.scale, "figures": rows}, indent=2) + "\n")
     return 0
 
 
-def run(url: str, scale: dict[str, int]) -> list[dict[str, Any]]:
+@contextmanager
+def scratch_database(admin_url: str, label: str) -> Iterator[str]:
+    """A new database on the admin URL's server, its URL, dropped afterwards whatever happens."""
+    name = f"pl_{label}_{os.getpid()}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def generate(path: Path, count: int, seed: int) -> None:
+    script = str(ROOT / "scripts/generate_notifications.py")
+    command = [sys.executable, script, "--count", str(count), "--seed", str(seed)]
+    subprocess.run([*command, "--out", str(path)], check=True)
+
+
+def run(url: str, scale: dict[str, int], groups: set[str]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as scratch:
         stream = Path(scratch) / "stream.jsonl"
-        subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "scripts/generate_notifications.py"),
-                "--count",
-                str(scale["notifications"]),
-                "--seed",
-                "7",
-                "--out",
-                str(stream),
-            ],
-            check=True,
-        )
-        rows += bench_ingest(url, stream, scale["notifications"])
+        generate(stream, scale["notifications"], seed=7)
+        if "ingest" in groups:
+            rows += bench_ingest(url, stream, scale["notifications"])
+        else:  # the other groups read what it writes
+            ingest = [str(CLI), "--db", url, "ingest", str(stream)]
+            subprocess.run(ingest, check=True, stdout=subprocess.DEVNULL)
     with open_ledger(Settings(db=url)) as ledger:
-        rows += bench_rebuild(ledger)
-        rows += bench_freshness(url, ledger, scale["freshness"])
-        rows += bench_queries(ledger, scale["queries"])
+        rows += bench_rebuild(ledger) if "rebuild" in groups else []
+        if "freshness" in groups:
+            rows += bench_freshness(url, ledger, scale["freshness"])
+        rows += bench_queries(ledger, scale["queries"]) if "queries" in groups else []
     return rows
 
 
@@ -257,6 +285,135 @@ def bench_queries(ledger: Ledger, samples: int) -> list[dict[str, Any]]:
             )
         )
     return rows
+
+
+def bench_webhook(admin_url: str, scale: str) -> list[dict[str, Any]]:
+    """Ours and the CRUD baseline, each with 1 and 2 workers on a fresh database, under the
+    same load of the same payloads (a new seed: none is a duplicate of the ingest figure's)."""
+    concurrency, requests, seconds = WEBHOOK_LOAD[scale]
+    runs: dict[tuple[str, int], dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        payloads = Path(scratch) / "webhooks.jsonl"
+        generate(payloads, requests, seed=11)
+        load = [sys.executable, str(ROOT / "scripts/bench_load.py"), "--file", str(payloads)]
+        load += ["--concurrency", str(concurrency), "--requests", str(requests)]
+        load += ["--seconds", str(seconds), "--header", f"X-Webhook-Token:{SECRET}"]
+        for system, workers in itertools.product(("ours", "baseline"), (1, 2)):
+            result = Path(scratch) / f"load-{system}-{workers}.json"
+            with (
+                scratch_database(admin_url, f"webhook_{system}_{workers}") as db_url,
+                serving(system, db_url, workers, concurrency, Path(scratch)) as (url, group),
+            ):
+                cpu = group_cpu_seconds(group)
+                target = ["--url", f"{url}/webhooks/capillary", "--json", str(result)]
+                subprocess.run([*load, *target], check=True, timeout=seconds + 120)
+                cpu = group_cpu_seconds(group) - cpu
+            run = runs[system, workers] = json.loads(result.read_text())
+            run["server_cpu_seconds"] = round(cpu, 3)
+            run["server_cpu_ms_per_ack"] = round(cpu * 1e3 / max(run["acknowledged"], 1), 3)
+            print(f"webhook {system} --workers {workers}: {json.dumps(run)}", file=sys.stderr)
+    (ours_w, ours), (base_w, base) = (
+        max(((w, r) for (s, w), r in runs.items() if s == system), key=lambda x: x[1]["throughput"])
+        for system in ("ours", "baseline")
+    )
+    p50, p99 = (float("nan") if ours[k] is None else ours[k] for k in ("p50_ms", "p99_ms"))
+    rows = [
+        figure(
+            f"webhook acknowledged/s (ours --workers {ours_w}, CRUD --workers {base_w})",
+            ours["throughput"],
+            base["throughput"],
+            ">= 1.0x CRUD baseline",
+            ours["throughput"] >= base["throughput"],
+            unit="/s",
+        ),
+        figure("webhook p50 ms", p50, base["p50_ms"], "-", True, unit="ms"),
+        figure("webhook p99 ms", p99, base["p99_ms"], "< 50 ms", p99 < 50, unit="ms"),
+        figure(
+            "webhook server CPU ms per acknowledged",
+            ours["server_cpu_ms_per_ack"],
+            base["server_cpu_ms_per_ack"],
+            "-",
+            True,
+            unit="ms",
+        ),
+        figure(
+            "webhook load generator CPU (cores)",
+            ours["cpu_share"],
+            base["cpu_share"],
+            "< 0.5 (not the bottleneck)",
+            max(ours["cpu_share"], base["cpu_share"]) < 0.5,
+        ),
+    ]
+    rows[0]["runs"] = {f"{s} --workers {w}": r for (s, w), r in runs.items()}
+    return rows
+
+
+def group_cpu_seconds(group: int) -> float:
+    """User + system CPU seconds so far of the live processes of a process group (Linux)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[2]) == group:  # after the name: state, ppid, pgrp, ..., utime, stime
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def serving(
+    system: str, db_url: str, workers: int, concurrency: int, scratch: Path
+) -> Iterator[tuple[str, int]]:
+    """``partner-ledger serve`` (ours) or ``bench_crud.py`` (baseline) on a free loopback port,
+    its URL and process group once ``/readyz`` answers 200; stopped (SIGTERM, then SIGKILL of
+    what is left of its group) afterwards."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARTNER_LEDGER_")}
+    if system == "ours":
+        command = [str(CLI), "--db", db_url, "serve", "--port", str(port)]
+        env |= {"PARTNER_LEDGER_WEBHOOK_SECRETS": SECRET, "PARTNER_LEDGER_READ_TOKEN": SECRET}
+    else:
+        pool = max(1, min(concurrency, 64) // workers)  # the server allows 100 connections
+        command = [sys.executable, str(ROOT / "scripts/bench_crud.py"), "--db", db_url]
+        command += ["--port", str(port), "--pool", str(pool)]
+        env["BENCH_CRUD_WEBHOOK_SECRETS"] = SECRET
+    log = scratch / f"{system}-{workers}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*command, "--workers", str(workers)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its workers can be killed with it, as a group
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while not _ready(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{system} did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        time.sleep(2 if workers > 1 else 0)  # let every worker start accepting
+        yield url, process.pid
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        finally:
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def timed(call: Callable[[Any], Any], items: Any) -> list[float]:
