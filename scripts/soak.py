@@ -6,7 +6,8 @@ Starts ``partner-ledger serve --workers 2`` on a scratch PostgreSQL database and
 posting generated notifications (with redeliveries) the whole time, re-sending every payload
 that got no final answer (503, 5xx, connection error), as Capillary would. Every
 ``--outage-every`` seconds the database is taken away for ``--outage-seconds`` (its sessions
-terminated and new ones refused: the server stays up, the database does not); every
+terminated and new ones refused: the server stays up, the database does not), or with
+``--restart-postgres`` the whole PostgreSQL server is restarted; every
 ``--kill-every`` seconds the server is killed with SIGKILL and started again.
 
 At the end: every payload got a final answer; every "recorded" answer's position holds exactly
@@ -54,6 +55,12 @@ def main() -> int:
     parser.add_argument("--outage-every", type=float, default=60)
     parser.add_argument("--outage-seconds", type=float, default=5)
     parser.add_argument("--kill-every", type=float, default=90)
+    parser.add_argument(
+        "--restart-postgres",
+        action="store_true",
+        help="restart the whole PostgreSQL server for each outage (pg_ctlcluster; only on a "
+        "machine where nobody else uses it) instead of taking the scratch database away",
+    )
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--json", type=Path, metavar="OUT")
     args = parser.parse_args()
@@ -156,6 +163,14 @@ class Soak:
     # --- faults --------------------------------------------------------------------------
 
     def outage(self) -> None:
+        if self.args.restart_postgres:
+            version = os.listdir("/etc/postgresql")[0]
+            subprocess.run(
+                ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
+                check=True,
+            )
+            self.events["database_outages"] += 1
+            return
         name = self.db_url.rsplit("/", 1)[1]
         admin = self.args.admin_url
         with psycopg.connect(admin, autocommit=True) as conn:
