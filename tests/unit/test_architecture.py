@@ -32,4 +32,8 @@ def test_domain_imports_nothing_from_infrastructure_projections_or_database_driv
 
 @pytest.mark.parametrize("path", sorted((ROOT / "projections").glob("*.py")), ids=lambda p: p.name)
 def test_projections_do_not_import_the_command_line(path: Path) -> None:
-    assert not {n for n in imported_modules(path) if n.startswith(("infrastructure.cli", "infrastructure.http"))}
+    assert not {
+        n
+        for n in imported_modules(path)
+        if n.startswith(("infrastructure.cli", "infrastructure.http"))
+    }
