@@ -167,6 +167,11 @@ class ViewStore:
     def switch(self, view: View, generation: Generation) -> Generation | None:
         """Make ``generation`` the live one, atomically for readers. Returns the retired one."""
         previous = self.live(view)
+        if self.postgres:
+            # A table filled by COPY has no planner statistics yet; give them to it before
+            # readers and the follower's DELETEs start planning against it.
+            with self.transaction() as cursor:
+                cursor.execute(f"ANALYZE {generation.table}")
         with self.transaction() as cursor:
             cursor.execute(f"DROP VIEW IF EXISTS {reader_name(view)}")
             cursor.execute(f"CREATE VIEW {reader_name(view)} AS SELECT * FROM {generation.table}")
