@@ -207,13 +207,16 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
         self._write_quarantine(curs, kwargs.get("quarantine", ()))
         self._write_resolutions(curs, kwargs.get("resolutions", ()))
 
-    def _insert_stored_events(
+    def _fetch_ids_after_insert_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
-        super()._insert_stored_events(curs, stored_events, **kwargs)
-        # A second cursor: the first one still holds the RETURNING rows the library reads.
+    ) -> Sequence[int] | None:
+        # The library has synced the pipeline by now, so a conflicting insert of events has
+        # already raised its IntegrityError; the inbox rows go in after, on a second cursor
+        # (the first one still holds the RETURNING rows read here).
+        notification_ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
         with curs.connection.cursor() as inbox_cursor:
             self._write_inbox(inbox_cursor, kwargs.get("inbox", ()), stored_events)
+        return notification_ids
 
 
 class SQLiteLedgerRecorder(LedgerTables, SQLiteApplicationRecorder):

@@ -15,7 +15,7 @@ import pytest
 from domain.ledger import Ledger, membership_record
 from infrastructure.settings import Settings
 from infrastructure.wiring import open_ledger
-from projections.locks import LockHeldError, exclusive
+from projections.locks import LockHeldError
 from projections.queries import Queries
 from projections.runner import Projector, RebuildError
 from projections.views import EXPIRY, MEMBERSHIPS, VIEWS
@@ -223,28 +223,21 @@ def test_tier_counts_count_linked_memberships(ledger: Ledger) -> None:
 
 def test_only_one_follower_per_view(ledger: Ledger) -> None:
     stop = threading.Event()
-    follower = threading.Thread(target=Projector(ledger).follow, args=(stop,))
+    first = Projector(ledger)
+    follower = threading.Thread(target=first.follow, args=(stop,))
     follower.start()
     try:
-        wait_until_held(ledger, "follow-memberships")
+        # The follower takes its locks before its first catch-up, which builds the views:
+        # once they exist (and it is still running), the locks are held.
+        deadline = time.monotonic() + 30
+        while first.store.live(EXPIRY) is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert follower.is_alive() and first.store.live(EXPIRY) is not None
         with pytest.raises(LockHeldError, match="another process holds the lock"):
             Projector(ledger).follow(threading.Event())
     finally:
         stop.set()
         follower.join()
-
-
-def wait_until_held(ledger: Ledger, name: str) -> None:
-    datastore: Any = ledger.recorder.datastore  # type: ignore[attr-defined]
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            with exclusive(datastore, name, wait=False):
-                pass
-        except LockHeldError:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"nobody took the lock {name}")
 
 
 def test_a_follower_makes_new_events_visible(ledger: Ledger) -> None:
