@@ -277,7 +277,16 @@ def parse_notification(raw: bytes | str) -> Notification:
         raise InvalidNotificationError(Reason.NOT_JSON, "the JSON is nested too deeply") from None
     except ValueError as error:
         raise InvalidNotificationError(Reason.NOT_JSON, f"the body is not JSON ({error})") from None
-    return parse_object(body)
+    return parse_object(body, storable=_storable(text, decoded=isinstance(raw, bytes)))
+
+
+def _storable(text: str, *, decoded: bool) -> bool:
+    """True when no key or string of this JSON text can hold a NUL or a lone surrogate: it
+    has no raw NUL and no escape (nearly every payload), and, unless it was decoded from
+    UTF-8 (which cannot carry a lone surrogate), no raw surrogate."""
+    if "\\u" in text or "\x00" in text:
+        return False
+    return decoded or _UNSTORABLE.search(text) is None
 
 
 class LongNumber(str):
@@ -293,19 +302,20 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
-def parse_object(body: Any) -> Notification:
-    """Normalize an already decoded JSON value, or raise `InvalidNotificationError`."""
+def parse_object(body: Any, *, storable: bool = False) -> Notification:
+    """Normalize an already decoded JSON value, or raise `InvalidNotificationError`.
+    ``storable``: the caller knows that no key or string holds a NUL or a lone surrogate."""
     if not isinstance(body, dict):
         raise InvalidNotificationError(
             Reason.NOT_AN_OBJECT, f"the body is a JSON {_json_type(body)}, not an object"
         )
-    anomalies: list[str] = []
-    body = _clean(body, anomalies)
-    fields, paths = _extract(body, anomalies)
+    reading = _Reading(check_text=not storable)
+    body = reading.clean(body)
+    fields, prefix = _extract(body, reading)
     try:
         notification = Notification.model_validate(fields)
     except ValidationError as error:
-        raise _invalid(error, paths) from None
+        raise _invalid(error, prefix) from None
     return _with_value_anomalies(notification)
 
 
@@ -314,31 +324,45 @@ def _json_type(value: Any) -> str:
     return names.get(type(value), "number")
 
 
-def _clean(value: dict[str, Any], anomalies: list[str]) -> dict[str, Any]:
-    """Strip whitespace around the keys and string values of one object. The parser cleans
-    every object it reads, at whatever depth, and never looks at the others (a raw event-log
-    payload carries large profile trees that the ledger does not keep)."""
-    stripped: dict[str, Any] = {}
+class _Reading:
+    """One payload being read: the anomalies found so far, and whether its text still needs
+    checking for characters that cannot be stored."""
+
+    def __init__(self, *, check_text: bool) -> None:
+        self.anomalies: list[str] = []
+        self.check_text = check_text
+
+    def clean(self, value: dict[str, Any]) -> dict[str, Any]:
+        """Strip whitespace around the keys and string values of one object. The parser
+        cleans every object it reads, at whatever depth, and never looks at the others (a raw
+        event-log payload carries large profile trees that the ledger does not keep)."""
+        if self.check_text:
+            _check_storable(value)
+        stripped: dict[str, Any] = {}
+        for key, item in value.items():
+            clean = key.strip()
+            if clean in stripped:
+                # Two keys that differ only in whitespace: the first one wins.
+                self.anomalies.append("KEY_COLLISION")
+                continue
+            if type(item) is str:  # not a LongNumber, which keeps its digits as sent
+                item = item.strip()
+            stripped[clean] = item
+        return stripped
+
+
+def _check_storable(value: dict[str, Any]) -> None:
     for key, item in value.items():
         if _UNSTORABLE.search(key):
             raise InvalidNotificationError(
                 Reason.BAD_VALUE,
                 f"the key {_shown(key)} holds a NUL or an unpaired surrogate escape",
             )
-        clean = key.strip()
-        if clean in stripped:
-            # Two keys that differ only in whitespace: the first one wins.
-            anomalies.append("KEY_COLLISION")
-            continue
-        if isinstance(item, str) and not isinstance(item, LongNumber):
-            if _UNSTORABLE.search(item):
-                raise InvalidNotificationError(
-                    Reason.BAD_VALUE,
-                    f"the text {_shown(item)} holds a NUL or an unpaired surrogate escape",
-                )
-            item = item.strip()
-        stripped[clean] = item
-    return stripped
+        if isinstance(item, str) and _UNSTORABLE.search(item):
+            raise InvalidNotificationError(
+                Reason.BAD_VALUE,
+                f"the text {_shown(item)} holds a NUL or an unpaired surrogate escape",
+            )
 
 
 def _event_name(body: dict[str, Any], envelope: dict[str, Any], prefix: str) -> str:
@@ -365,7 +389,7 @@ def _shape(body: dict[str, Any]) -> Shape:
     return Shape.B
 
 
-def _object(parent: dict[str, Any], key: str, path: str, anomalies: list[str]) -> dict[str, Any]:
+def _object(parent: dict[str, Any], key: str, path: str, reading: _Reading) -> dict[str, Any]:
     value = parent.get(key)
     if value is None:
         return {}
@@ -373,7 +397,7 @@ def _object(parent: dict[str, Any], key: str, path: str, anomalies: list[str]) -
         raise InvalidNotificationError(
             Reason.BAD_VALUE, f"{path} is a JSON {_json_type(value)}, not an object"
         )
-    return _clean(value, anomalies)
+    return reading.clean(value)
 
 
 _DETAIL_KEYS: Final = {
@@ -384,34 +408,47 @@ _DETAIL_KEYS: Final = {
 }
 
 
-def _extract(body: dict[str, Any], anomalies: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """Pick the fields out of whichever shape this is; return them with their payload paths."""
+_PATHS: Final = {
+    "org_id": "orgId",
+    "occurred_at_ms": "createdAt",
+    "customer_id": "data.customerIdentifiers.customerId",
+    "partner_program_id": "data.partnerProgramId",
+    "loyalty_program_id": "data.loyaltyProgramId",
+    "partner_program_name": "data.partnerProgramName",
+    "partner_program_type": "data.partnerProgramType",
+    "update_type": "data.updateType",
+    "scheduled_expiry_date": "data.scheduledExpiryDate",
+    "ref_id": "refId",
+    "api_request_id": "apiRequestId",
+    **{
+        f"details.{name}": f"data.customerPartnerProgramDetails.{key}"
+        for key, name in _DETAIL_KEYS.items()
+    },
+}
+
+
+def _path(field: str, prefix: str) -> str:
+    """Where a field was read in the payload, for error sentences (``eventId`` is read at the
+    top level in every shape)."""
+    if field == "event_id":
+        return "eventId"
+    return prefix + _PATHS[field] if field in _PATHS else field
+
+
+def _extract(body: dict[str, Any], reading: _Reading) -> tuple[dict[str, Any], str]:
+    """Pick the fields out of whichever shape this is; return them with the prefix of their
+    payload paths."""
     shape = _shape(body)
+    anomalies = reading.anomalies
     envelope, prefix = (
-        (_clean(body["attributes"], anomalies), "attributes.") if shape is Shape.A else (body, "")
+        (reading.clean(body["attributes"]), "attributes.") if shape is Shape.A else (body, "")
     )
     event_name = _event_name(body, envelope, prefix)
-    data = _object(envelope, "data", f"{prefix}data", anomalies)
-    customer = _object(data, "customerIdentifiers", f"{prefix}data.customerIdentifiers", anomalies)
-    instore = _object(customer, "instore", f"{prefix}data.customerIdentifiers.instore", anomalies)
+    data = _object(envelope, "data", f"{prefix}data", reading)
+    customer = _object(data, "customerIdentifiers", f"{prefix}data.customerIdentifiers", reading)
+    instore = _object(customer, "instore", f"{prefix}data.customerIdentifiers.instore", reading)
     cpd_path = f"{prefix}data.customerPartnerProgramDetails"
-    cpd = _object(data, "customerPartnerProgramDetails", cpd_path, anomalies)
-
-    paths = {
-        "org_id": f"{prefix}orgId",
-        "occurred_at_ms": f"{prefix}createdAt",
-        "customer_id": f"{prefix}data.customerIdentifiers.customerId",
-        "partner_program_id": f"{prefix}data.partnerProgramId",
-        "loyalty_program_id": f"{prefix}data.loyaltyProgramId",
-        "partner_program_name": f"{prefix}data.partnerProgramName",
-        "partner_program_type": f"{prefix}data.partnerProgramType",
-        "update_type": f"{prefix}data.updateType",
-        "scheduled_expiry_date": f"{prefix}data.scheduledExpiryDate",
-        "event_id": "eventId",
-        "ref_id": f"{prefix}refId",
-        "api_request_id": f"{prefix}apiRequestId",
-    }
-    paths.update({f"details.{name}": f"{cpd_path}.{key}" for key, name in _DETAIL_KEYS.items()})
+    cpd = _object(data, "customerPartnerProgramDetails", cpd_path, reading)
 
     fields: dict[str, Any] = {
         "event_name": event_name,
@@ -436,7 +473,7 @@ def _extract(body: dict[str, Any], anomalies: list[str]) -> tuple[dict[str, Any]
     required += ["loyalty_program_id"]
     if fields["kind"] is Kind.REMINDED:
         required.append("scheduled_expiry_date")
-    missing = [paths[name] for name in required if fields[name] in (None, "")]
+    missing = [_path(name, prefix) for name in required if fields[name] in (None, "")]
     if missing:
         raise InvalidNotificationError(
             Reason.MISSING_FIELD,
@@ -449,11 +486,11 @@ def _extract(body: dict[str, Any], anomalies: list[str]) -> tuple[dict[str, Any]
         fields["update_type"] = "RENEW"
     fields["delivered_at_ms"] = _delivery_time(body.get("timeStamp"), anomalies)
     entity = data.get("entityInformation")
-    entity_id = _clean(entity, anomalies).get("entityId") if isinstance(entity, dict) else None
+    entity_id = reading.clean(entity).get("entityId") if isinstance(entity, dict) else None
     if entity_id not in (None, "") and not _same_number(entity_id, fields["customer_id"]):
         anomalies.append("ENTITY_ID_MISMATCH")
     fields["anomalies"] = tuple(anomalies)
-    return fields, paths
+    return fields, prefix
 
 
 def _delivery_time(value: Any, anomalies: list[str]) -> int | None:
@@ -507,13 +544,13 @@ _PRIORITY: Final = [
 ]
 
 
-def _invalid(error: ValidationError, paths: dict[str, str]) -> InvalidNotificationError:
+def _invalid(error: ValidationError, prefix: str) -> InvalidNotificationError:
     reasons: list[Reason] = []
     sentences: list[str] = []
     for problem in error.errors(include_url=False):
         field = ".".join(str(part) for part in problem["loc"])
         reasons.append(_ERROR_REASONS.get(problem["type"], Reason.BAD_VALUE))
-        sentences.append(f"{paths.get(field, field)}: {problem['msg']}")
+        sentences.append(f"{_path(field, prefix)}: {problem['msg']}")
     reason = min(reasons, key=_PRIORITY.index)
     return InvalidNotificationError(reason, "; ".join(sentences))
 
