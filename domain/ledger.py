@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -36,6 +35,7 @@ from domain.errors import (
     Reason,
     StorageUnavailableError,
 )
+from domain.heads import decode_head, encode_head
 from domain.integrity import GENESIS
 from domain.membership import MembershipState, PartnerMembership, membership_id
 from domain.notifications import Notification, parse_notification
@@ -72,6 +72,16 @@ class InboxRow:
 
 
 @dataclass(frozen=True)
+class HeadRow:
+    """A membership's head after this batch (see `domain.membership.Head`), encoded; the
+    recorder adds the chain hash of its latest event."""
+
+    membership_id: UUID
+    version: int
+    head: str
+
+
+@dataclass(frozen=True)
 class QuarantineRow:
     id: str
     raw: bytes
@@ -100,6 +110,8 @@ class LedgerStore(AuditStore, Protocol):
     ) -> dict[UUID, list[tuple[int, StoredEvent]]]: ...
 
     def chain_heads(self, heads: Sequence[tuple[UUID, int]]) -> dict[UUID, str]: ...
+
+    def select_heads(self, membership_ids: Sequence[UUID]) -> dict[UUID, tuple[int, str, str]]: ...
 
     def seal(self, items: Sequence[tuple[int, int, dict[str, str]]]) -> list[str | None]: ...
 
@@ -157,16 +169,9 @@ class Ledger(Application[UUID]):
 
     name = "PartnerLedger"
 
-    CACHE_SIZE = 10_000
-
     def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(env)
         self.conflicts = 0
-        # Memberships as this process last saved them. A batch takes its memberships out and
-        # puts them back only after its commit, so a failed batch leaves nothing half-applied
-        # here. Another process may have moved one on meanwhile: then our insert conflicts on
-        # (membership, version), and the retry reloads it from the store.
-        self._saved: OrderedDict[UUID, PartnerMembership] = OrderedDict()
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -193,9 +198,13 @@ class Ledger(Application[UUID]):
         received_at_us: int,
         resolving: Sequence[str] | None,
     ) -> list[Outcome]:
-        for _ in range(MAX_ATTEMPTS):
+        for attempt in range(MAX_ATTEMPTS):
             try:
-                return self._record_batch(payloads, parsed, received_at_us, resolving)
+                # After a conflict, read whole histories: a head may be behind its events if
+                # they were written by a release that kept no heads.
+                return self._record_batch(
+                    payloads, parsed, received_at_us, resolving, use_heads=attempt == 0
+                )
             except IntegrityError:
                 self.conflicts += 1
             except (OperationalError, InterfaceError) as error:
@@ -208,12 +217,13 @@ class Ledger(Application[UUID]):
         parsed: Sequence[Notification | InvalidNotificationError],
         received_at_us: int,
         resolving: Sequence[str] | None,
+        *,
+        use_heads: bool,
     ) -> list[Outcome]:
         valid = [item for item in parsed if isinstance(item, Notification)]
         known_ids, known_fingerprints = self.store.find_recorded(
             [n.event_id for n in valid if n.event_id], [n.fingerprint for n in valid]
         )
-        memberships = self._load_all(valid)
         decisions = [
             self._classify(item, known_ids, known_fingerprints)
             if isinstance(item, Notification)
@@ -221,6 +231,7 @@ class Ledger(Application[UUID]):
             for item in parsed
         ]
         accepted = [item for item in decisions if isinstance(item, Notification)]
+        memberships, hashes = self._load_all(accepted, use_heads=use_heads)
         sealed = dict(
             zip(
                 map(id, accepted),
@@ -259,22 +270,27 @@ class Ledger(Application[UUID]):
                 membership.record(item, sealed_identifiers=sealed[id(item)])
                 pending.append((membership, membership.version))
                 outcomes.append(Outcome("recorded"))
-        heads = self.store.chain_heads(
-            [(m.id, m.version - m.pending_count) for m in memberships.values() if m.pending_count]
+        changed = [m for m in memberships.values() if m.pending_count]
+        hashes |= self.store.chain_heads(
+            [(m.id, m.version - m.pending_count) for m in changed if m.id not in hashes]
         )
         inbox = [
-            _inbox_row(membership, version, heads.get(membership.id, GENESIS))
+            _inbox_row(membership, version, hashes.get(membership.id, GENESIS))
             for membership, version in pending
         ]
+        heads = [HeadRow(m.id, m.version, encode_head(m.head)) for m in changed]
         resolutions = [
             Resolution(qid, outcome.status, received_at_us)
             for qid, outcome in zip(resolving or (), outcomes, strict=False)
             if outcome.status != "quarantined"
         ]
         recordings = self.save(
-            *memberships.values(), inbox=inbox, quarantine=quarantine, resolutions=resolutions
+            *memberships.values(),
+            inbox=inbox,
+            heads=heads,
+            quarantine=quarantine,
+            resolutions=resolutions,
         )
-        self._remember(memberships)
         positions = {
             (r.notification.originator_id, r.notification.originator_version): r.notification.id
             for r in recordings
@@ -309,15 +325,38 @@ class Ledger(Application[UUID]):
             known_ids[event_id] = fingerprint
         return notification
 
-    def _load_all(self, notifications: Sequence[Notification]) -> dict[UUID, PartnerMembership]:
-        """The memberships these notifications are about, loaded in a few queries; a
-        membership never seen before is a new, empty one."""
-        keys = {membership_id(*n.key): n.key for n in notifications}
+    def _load_all(
+        self, notifications: Sequence[Notification], *, use_heads: bool
+    ) -> tuple[dict[UUID, PartnerMembership], dict[UUID, str]]:
+        """The memberships these notifications are recorded against, with the chain hash of
+        those picked up from their heads. A membership whose notifications here all occurred
+        no earlier than its head's latest (and in order) is picked up from its head; any
+        other is loaded and folded from its events; one never seen before is new."""
+        keys: dict[UUID, tuple[int, int, int]] = {}
+        first: dict[UUID, datetime] = {}
+        latest: dict[UUID, datetime] = {}
+        in_order: dict[UUID, bool] = {}
+        for notification in notifications:
+            aggregate_id = membership_id(*notification.key)
+            at = notification.occurred_at
+            keys[aggregate_id] = notification.key
+            first.setdefault(aggregate_id, at)
+            in_order[aggregate_id] = in_order.get(aggregate_id, True) and at >= latest.get(
+                aggregate_id, at
+            )
+            latest[aggregate_id] = max(latest.get(aggregate_id, at), at)
         memberships: dict[UUID, PartnerMembership] = {}
-        for aggregate_id in keys:
-            saved = self._saved.pop(aggregate_id, None)
-            if saved is not None:
-                memberships[aggregate_id] = saved
+        hashes: dict[UUID, str] = {}
+        stored_heads = self.store.select_heads(list(keys)) if use_heads else {}
+        for aggregate_id, (version, text, chain_hash) in stored_heads.items():
+            head = decode_head(aggregate_id, version, text)
+            if (
+                head is not None
+                and in_order[aggregate_id]
+                and first[aggregate_id] >= head.latest_occurrence
+            ):
+                memberships[aggregate_id] = PartnerMembership.resume(head)
+                hashes[aggregate_id] = chain_hash
         streams = self.store.select_streams([k for k in keys if k not in memberships])
         for aggregate_id, key in keys.items():
             if aggregate_id in memberships:
@@ -327,14 +366,7 @@ class Ledger(Application[UUID]):
                 event = cast(PartnerMembership.Event, self.mapper.to_domain_event(stored))
                 membership = event.mutate(membership)
             memberships[aggregate_id] = membership or PartnerMembership.new(*key)
-        return memberships
-
-    def _remember(self, memberships: dict[UUID, PartnerMembership]) -> None:
-        for aggregate_id, membership in memberships.items():
-            if membership.version:
-                self._saved[aggregate_id] = membership
-        while len(self._saved) > self.CACHE_SIZE:
-            self._saved.popitem(last=False)
+        return memberships, hashes
 
     # --- personal data -------------------------------------------------------------------
 
@@ -402,7 +434,7 @@ def _parse(raw: bytes) -> Notification | InvalidNotificationError:
 
 
 def _inbox_row(membership: PartnerMembership, version: int, previous_hash: str) -> InboxRow:
-    event = membership.recorded[version - 1]
+    event = membership.event(version)
     return InboxRow(
         membership_id=membership.id,
         version=version,

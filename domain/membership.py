@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, ClassVar, Final, NamedTuple
 from uuid import UUID, uuid5
 
@@ -77,6 +78,17 @@ class MembershipState(NamedTuple):
     event_count: int = 0
 
 
+class Head(NamedTuple):
+    """Where a membership stands after its latest event: its version, state and latest
+    occurrence. Stored beside the events (``ledger_heads``), so that recording one more
+    in-order event does not need to read and fold the whole history."""
+
+    membership_id: UUID
+    version: int
+    state: MembershipState
+    latest_occurrence: datetime
+
+
 @dataclass(frozen=True)
 class Step:
     """One event's effect in the occurrence-order fold."""
@@ -98,6 +110,7 @@ class Step:
         }
 
 
+@lru_cache(maxsize=65_536)
 def membership_id(org_id: int, customer_id: int, partner_program_id: int) -> UUID:
     """The aggregate id of a membership, derived from its natural key."""
     return uuid5(MEMBERSHIP_NAMESPACE, f"{org_id}/{customer_id}/{partner_program_id}")
@@ -179,17 +192,32 @@ class PartnerMembership(Aggregate):
         membership.recorded = []
         membership._folded = None
         membership._latest_occurrence = datetime.min.replace(tzinfo=UTC)
+        membership._resumed_at = 0
+        return membership
+
+    @classmethod
+    def resume(cls, head: Head) -> PartnerMembership:
+        """A membership picked up from its head (see `Head`) without its events: enough to
+        record events that occurred no earlier than its latest, and nothing else."""
+        membership = cls.shell(head.membership_id, cls.Event.create_timestamp())
+        membership._version = head.version
+        membership._folded = (head.state, [])
+        membership._latest_occurrence = head.latest_occurrence
+        membership._resumed_at = head.version
         return membership
 
     @classmethod
     def new(cls, org_id: int, customer_id: int, partner_program_id: int) -> PartnerMembership:
         """A membership the ledger has not seen yet; its first recorded event creates it."""
         aggregate_id = membership_id(org_id, customer_id, partner_program_id)
-        return cls.shell(aggregate_id, cls.Event.create_timestamp())
+        membership = cls.shell(aggregate_id, cls.Event.create_timestamp())
+        membership._folded = (MembershipState(org_id, customer_id, partner_program_id), [])
+        return membership
 
     recorded: list[Recorded]
     _folded: tuple[MembershipState, list[Step]] | None
     _latest_occurrence: datetime
+    _resumed_at: int  # events up to this version were not loaded (0: all were)
 
     # --- commands --------------------------------------------------------------------------
 
@@ -231,35 +259,38 @@ class PartnerMembership(Aggregate):
     ) -> None:
         fields = _event_fields(notification) | extra
         timestamp = event_class.create_timestamp()
-        # Learn which anomalies the candidate brings, so that they are recorded on the event
+        # Learn which anomalies the event brings, so that they are recorded on the event
         # itself: what the ledger saw when the event arrived.
-        candidate = event_class(  # type: ignore[call-arg]
-            originator_id=self.id,
-            originator_version=self.version + 1,
-            timestamp=timestamp,
-            anomalies=[],
-            **fields,
-        )
-        if self._sorts_last(candidate):
-            found = advance(self._current(notification.key), candidate).anomalies
+        if self.sorts_last(notification.occurred_at):
+            fact = _Fact(kind=event_class.kind, **fields)
+            found = _effect(self._current(notification.key), fact)[1]
         else:
+            if self._resumed_at:
+                raise LookupError("an out-of-order event needs the membership's whole history")
+            candidate = event_class(  # type: ignore[call-arg]
+                originator_id=self.id,
+                originator_version=self.version + 1,
+                timestamp=timestamp,
+                anomalies=[],
+                **fields,
+            )
             _, steps = fold(notification.key, [*self.recorded, candidate])
-            found = next(step.anomalies for step in steps if step.event is candidate)
+            found = list(next(step.anomalies for step in steps if step.event is candidate))
         anomalies = list(dict.fromkeys([*notification.anomalies, *found]))
         self.trigger_event(event_class, timestamp=timestamp, anomalies=anomalies, **fields)
 
-    def _sorts_last(self, event: Recorded) -> bool:
-        """True when ``event`` occurred no earlier than every recorded event: the common
-        in-order case, where the fold only needs one more step."""
-        return not self.recorded or event.occurred_at >= self._latest_occurrence
+    def sorts_last(self, occurred_at: datetime) -> bool:
+        """True when an event that occurred at ``occurred_at`` sorts after every recorded
+        one: the common in-order case, where the fold only needs one more step."""
+        return occurred_at >= self._latest_occurrence
 
     def _current(self, key: tuple[int, int, int]) -> MembershipState:
-        return self.state if self.recorded else MembershipState(*key)
+        return self.state if self.version else MembershipState(*key)
 
     # --- state -----------------------------------------------------------------------------
 
     def arrived(self, event: Recorded) -> None:
-        if self._folded is not None and self._sorts_last(event):
+        if self._folded is not None and self.sorts_last(event.occurred_at):
             state, steps = self._folded
             step = advance(state, event)
             self._folded = (step.after, [*steps, step])
@@ -283,8 +314,19 @@ class PartnerMembership(Aggregate):
 
     def _fold(self) -> tuple[MembershipState, list[Step]]:
         if self._folded is None:
+            if self._resumed_at:
+                raise LookupError("a membership resumed from its head has no full history")
             self._folded = fold(self.key, self.recorded)
         return self._folded
+
+    def event(self, version: int) -> Recorded:
+        """The recorded event at ``version`` (loaded or recorded since loading)."""
+        return self.recorded[version - 1 - self._resumed_at]
+
+    @property
+    def head(self) -> Head:
+        """What the next batch needs to go on from here without loading the events."""
+        return Head(self.id, self.version, self.state, self._latest_occurrence)
 
     @property
     def state(self) -> MembershipState:
@@ -347,11 +389,37 @@ def fold(
 
 def advance(state: MembershipState, event: PartnerMembership.Recorded) -> Step:
     """One step of the fold: ``event`` applied to ``state``."""
+    after, anomalies, applied = _effect(state, event)
+    return Step(event, state, after, tuple(anomalies), applied)
+
+
+class _Fact(NamedTuple):
+    """An event's fields before the event exists: enough to learn its anomalies."""
+
+    kind: Kind
+    occurred_at: datetime
+    loyalty_program_id: int
+    partner_program_name: str | None
+    partner_program_type: str | None
+    details: dict[str, Any]
+    update_type: str | None = None
+    scheduled_expiry_date: date | None = None
+    org_id: int = 0
+    customer_id: int = 0
+    partner_program_id: int = 0
+    delivered_at: datetime | None = None
+    fingerprint: str = ""
+    source: dict[str, str | None] | None = None
+    identifiers: str | None = None
+
+
+def _effect(state: MembershipState, event: Any) -> tuple[MembershipState, list[str], bool]:
+    """``event`` (a recorded event or a `_Fact`) applied to ``state``: the new state, the
+    anomalies, whether it applied."""
     after, anomalies, applied = _apply(state, event)
     if applied:
         after = _with_program(after, event, anomalies)
-    after = after._replace(event_count=state.event_count + 1)
-    return Step(event, state, after, tuple(anomalies), applied)
+    return after._replace(event_count=state.event_count + 1), anomalies, applied
 
 
 _RESET: Final[dict[str, Any]] = dict.fromkeys(PERIOD_FIELDS)
@@ -367,9 +435,7 @@ def _open_period(state: MembershipState, *, linked_at: datetime | None) -> Membe
     )
 
 
-def _apply(
-    state: MembershipState, event: PartnerMembership.Recorded
-) -> tuple[MembershipState, list[str], bool]:
+def _apply(state: MembershipState, event: Any) -> tuple[MembershipState, list[str], bool]:
     """One event's effect: the new state, the anomalies it shows, whether it applied."""
     anomalies: list[str] = []
     at = event.occurred_at
@@ -394,7 +460,6 @@ def _apply(
         if state.status is None:
             anomalies.append("REMINDER_WITHOUT_LINK")
             state = _open_period(state, linked_at=None)
-        assert isinstance(event, PartnerMembership.ExpiryReminded)
         expiry = event.scheduled_expiry_date
         if state.membership_expiry_date is not None and state.membership_expiry_date != expiry:
             anomalies.append("EXPIRY_MISMATCH")
@@ -403,7 +468,6 @@ def _apply(
         reminded = state._replace(scheduled_expiry_date=expiry, last_reminder_at=at)
         return reminded, anomalies, True
 
-    assert isinstance(event, PartnerMembership.Updated)
     if state.status is not Status.LINKED:
         anomalies.append("UPDATE_AFTER_DELINK" if state.status else "UPDATE_WITHOUT_LINK")
         state = _open_period(state, linked_at=None)
@@ -414,7 +478,7 @@ def _apply(
     return updated, anomalies, True
 
 
-def _tier_direction(before: int | None, event: PartnerMembership.Updated) -> list[str]:
+def _tier_direction(before: int | None, event: Any) -> list[str]:
     after = event.details.get("tier_number")
     if before is None or after is None:
         return []
@@ -424,9 +488,7 @@ def _tier_direction(before: int | None, event: PartnerMembership.Updated) -> lis
     return ["TIER_AGAINST_UPDATE_TYPE"] if against else []
 
 
-def _with_program(
-    state: MembershipState, event: PartnerMembership.Recorded, anomalies: list[str]
-) -> MembershipState:
+def _with_program(state: MembershipState, event: Any, anomalies: list[str]) -> MembershipState:
     """Program fields take the value of the latest applied event that carries them."""
     changes: dict[str, Any] = {"loyalty_program_id": event.loyalty_program_id}
     if state.loyalty_program_id not in (None, event.loyalty_program_id):

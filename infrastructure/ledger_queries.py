@@ -57,11 +57,12 @@ class LedgerQueries:
 
     def member_of(self, column: str, values: Sequence[Any]) -> Iterator[tuple[str, list[Any]]]:
         """``column IN values`` as (condition, params), in as few statements as the database
-        allows: one array parameter on PostgreSQL, chunks of placeholders on SQLite."""
+        allows: one array parameter on PostgreSQL (sent in binary: psycopg quotes a text
+        array element by element in Python), chunks of placeholders on SQLite."""
         if not values:
             return
         if self.placeholder == "%s":
-            yield f"{column} = ANY(%s)", [list(values)]
+            yield f"{column} = ANY(%b)", [list(values)]
             return
         for chunk in _chunks(list(values)):
             yield f"{column} IN ({_marks(chunk)})", chunk
@@ -75,8 +76,8 @@ class LedgerQueries:
         first, second = columns
         if self.placeholder == "%s":
             yield (
-                f"({first}, {second}) IN (SELECT * FROM unnest(%s::{types[0]}[], "
-                f"%s::{types[1]}[]))",
+                f"({first}, {second}) IN (SELECT * FROM unnest(%b::{types[0]}[], "
+                f"%b::{types[1]}[]))",
                 [[a for a, _ in pairs], [b for _, b in pairs]],
             )
             return
@@ -175,6 +176,23 @@ class LedgerQueries:
                     ),
                     (position, events, digest, time.time_ns() // 1000),
                 )
+
+    def select_heads(self, membership_ids: Sequence[UUID]) -> dict[UUID, tuple[int, str, str]]:
+        """Each membership's stored head: (version, head, chain hash)."""
+        found: dict[UUID, tuple[int, str, str]] = {}
+        ids = [self.originator(mid) for mid in membership_ids]
+        for condition, params in self.member_of("originator_id", ids):
+            for row in self.query(
+                "SELECT originator_id, originator_version, head, hash FROM ledger_heads "
+                f"WHERE {condition}",
+                params,
+            ):
+                found[UUID(str(row["originator_id"]))] = (
+                    row["originator_version"],
+                    row["head"],
+                    row["hash"],
+                )
+        return found
 
     def chain_heads(self, heads: Sequence[tuple[UUID, int]]) -> dict[UUID, str]:
         """The chain hash of each (membership, version): the link the next event hangs on."""

@@ -26,7 +26,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 from psycopg.sql import SQL, Composed, Identifier
 
 from domain.integrity import chain_hash
-from domain.ledger import InboxRow, QuarantineRow, Resolution
+from domain.ledger import HeadRow, InboxRow, QuarantineRow, Resolution
 from infrastructure.ledger_queries import LedgerQueries
 from infrastructure.vault import IdentifierVault
 
@@ -45,7 +45,15 @@ INBOX_COLUMNS = (
     "previous_hash",
     "hash",
 )
-INBOX_TYPES = {
+HEAD_COLUMNS = ("originator_id", "originator_version", "head", "hash")
+# A head only ever moves forward (a writer that lost a race does not commit anyway).
+HEAD_UPSERT = (
+    " ON CONFLICT (originator_id) DO UPDATE SET originator_version = "
+    "excluded.originator_version, head = excluded.head, hash = excluded.hash "
+    "WHERE excluded.originator_version > ledger_heads.originator_version"
+)
+COLUMN_TYPES = {
+    "head": "text",
     "originator_id": "uuid",
     "originator_version": "bigint",
     "org_id": "bigint",
@@ -93,6 +101,9 @@ class LedgerTables(LedgerQueries):
             "resolved_at_us BIGINT, resolution TEXT)",
             "CREATE INDEX IF NOT EXISTS ledger_quarantine_open "
             "ON ledger_quarantine (resolved_at_us, received_at_us)",
+            "CREATE TABLE IF NOT EXISTS ledger_heads ("
+            f"originator_id {self.uuid_type} PRIMARY KEY, originator_version BIGINT NOT NULL, "
+            "head TEXT NOT NULL, hash TEXT NOT NULL)",
         ]
 
     # --- statements ----------------------------------------------------------------------
@@ -134,10 +145,11 @@ class LedgerTables(LedgerQueries):
 
     def _write_inbox(
         self, curs: Any, rows: Sequence[InboxRow], stored_events: Sequence[StoredEvent]
-    ) -> None:
-        """Inbox rows, each with its event's chain hash (computed over the stored bytes)."""
+    ) -> dict[UUID, str]:
+        """Inbox rows, each with its event's chain hash (computed over the stored bytes);
+        returns each membership's new chain head."""
         if not rows:
-            return
+            return {}
         stored = {(e.originator_id, e.originator_version): e for e in stored_events}
         heads: dict[UUID, str] = {}
         values = []
@@ -168,14 +180,35 @@ class LedgerTables(LedgerQueries):
                 )
             )
         self._insert_rows(curs, "ledger_inbox", INBOX_COLUMNS, values)
+        return heads
 
     def _insert_rows(
-        self, curs: Any, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+        self,
+        curs: Any,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[tuple[Any, ...]],
+        suffix: str = "",
     ) -> None:
         marks = ", ".join(["%s"] * len(columns))
         curs.executemany(
-            self.sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"), rows
+            self.sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}){suffix}"),
+            rows,
         )
+
+    def _write_heads(self, curs: Any, rows: Sequence[HeadRow], hashes: dict[UUID, str]) -> None:
+        """Each membership's head, with the chain hash of its latest event."""
+        if rows:
+            values = [
+                (
+                    self.originator(row.membership_id),
+                    row.version,
+                    row.head,
+                    hashes[row.membership_id],
+                )
+                for row in rows
+            ]
+            self._insert_rows(curs, "ledger_heads", HEAD_COLUMNS, values, HEAD_UPSERT)
 
     # --- personal data -------------------------------------------------------------------
 
@@ -224,15 +257,21 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
                 conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
 
     def _insert_rows(
-        self, curs: Any, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+        self,
+        curs: Any,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[tuple[Any, ...]],
+        suffix: str = "",
     ) -> None:
         """One statement whatever the number of rows: a column of values per array
         parameter, sent in binary (no text escaping of the event bytes)."""
-        types = [INBOX_TYPES[column] for column in columns]
-        sql = SQL("INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays})").format(
+        types = [COLUMN_TYPES[column] for column in columns]
+        sql = SQL("INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}){suffix}").format(
             table=Identifier(table),
             columns=SQL(", ").join(map(Identifier, columns)),
             arrays=SQL(", ").join(SQL("%b::{}[]").format(SQL(kind)) for kind in types),
+            suffix=SQL(suffix),
         )
         curs.execute(sql, [list(column) for column in zip(*rows, strict=True)])
 
@@ -269,7 +308,8 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
         # (the first one still holds the RETURNING rows read here).
         notification_ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
         with curs.connection.cursor() as inbox_cursor:
-            self._write_inbox(inbox_cursor, kwargs.get("inbox", ()), stored_events)
+            hashes = self._write_inbox(inbox_cursor, kwargs.get("inbox", ()), stored_events)
+            self._write_heads(inbox_cursor, kwargs.get("heads", ()), hashes)
         return notification_ids
 
 
@@ -302,5 +342,6 @@ class SQLiteLedgerRecorder(LedgerTables, SQLiteApplicationRecorder):
         self._write_quarantine(c, kwargs.get("quarantine", ()))
         self._write_resolutions(c, kwargs.get("resolutions", ()))
         notification_ids = super()._insert_events(c, stored_events, **kwargs)
-        self._write_inbox(c, kwargs.get("inbox", ()), stored_events)
+        hashes = self._write_inbox(c, kwargs.get("inbox", ()), stored_events)
+        self._write_heads(c, kwargs.get("heads", ()), hashes)
         return notification_ids
