@@ -55,6 +55,10 @@ class InvalidNotificationError(LedgerError):
         self.reason = reason
         self.detail = detail
 
+    def __reduce__(self) -> tuple[type[InvalidNotificationError], tuple[Reason, str]]:
+        # Parsed in a worker process and sent back: rebuild from the two fields.
+        return (type(self), (self.reason, self.detail))
+
 
 class MembershipNotFoundError(LedgerError):
     """The ledger holds no event for the requested membership."""

@@ -184,11 +184,19 @@ class Ledger(Application[UUID]):
     # --- writing -------------------------------------------------------------------------
 
     def receive(
-        self, payloads: Sequence[bytes], *, received_at_us: int | None = None
+        self,
+        payloads: Sequence[bytes],
+        *,
+        received_at_us: int | None = None,
+        parsed: Sequence[Notification | InvalidNotificationError] | None = None,
     ) -> list[Outcome]:
-        """Record a batch of raw payloads atomically; one outcome per payload, in order."""
+        """Record a batch of raw payloads atomically; one outcome per payload, in order.
+        ``parsed``: the payloads already parsed by `parse_all` (e.g. in another process)."""
         received = received_at_us if received_at_us is not None else now_us()
-        parsed = [_parse(raw) for raw in payloads]
+        if parsed is None:
+            parsed = parse_all(payloads)
+        elif len(parsed) != len(payloads):
+            raise ValueError("one parse result per payload")
         return self._record_with_retry(payloads, parsed, received, resolving=None)
 
     def _record_with_retry(
@@ -424,6 +432,15 @@ class Ledger(Application[UUID]):
             self.repository.get(mid).state for mid in self.store.membership_ids()
         ]
         yield from sorted(states, key=lambda s: (s.org_id, s.customer_id, s.partner_program_id))
+
+
+def parse_all(payloads: Sequence[bytes]) -> list[Notification | InvalidNotificationError]:
+    """Each payload parsed, or the reason it cannot be recorded; fingerprints computed."""
+    results = [_parse(raw) for raw in payloads]
+    for result in results:
+        if isinstance(result, Notification):
+            result.fingerprint  # noqa: B018 - computed here, cached on the object
+    return results
 
 
 def _parse(raw: bytes) -> Notification | InvalidNotificationError:

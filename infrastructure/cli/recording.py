@@ -12,6 +12,7 @@ from typing import Any
 from domain.audit import Auditor
 from domain.ledger import Ledger
 from infrastructure.cli.output import outcome_json, print_fields, print_json, quarantine_json
+from infrastructure.parsing import Parser, parse_workers
 from infrastructure.progress import Progress
 from infrastructure.sources import open_source, payloads
 from projections.runner import Projector
@@ -24,9 +25,14 @@ def ingest(args: argparse.Namespace, ledger: Ledger) -> int:
     reasons: Counter[str] = Counter()
     started = time.perf_counter()
     name = "stdin" if args.path == "-" else args.path
-    with stream, Progress(total=size, unit="B", quiet=args.json, label="ingest") as progress:
-        for batch, consumed in batches(payloads(stream, name=name), batch_size):
-            for outcome in ledger.receive(batch):
+    with (
+        stream,
+        Progress(total=size, unit="B", quiet=args.json, label="ingest") as progress,
+        Parser(parse_workers(size)) as parser,
+    ):
+        parsed_batches = parser.parsed(batches(payloads(stream, name=name), batch_size))
+        for batch, consumed, parsed in parsed_batches:
+            for outcome in ledger.receive(batch, parsed=parsed):
                 tally[outcome.status] += 1
                 if outcome.reason:
                     reasons[outcome.reason] += 1
