@@ -417,21 +417,25 @@ def _effect(state: MembershipState, event: Any) -> tuple[MembershipState, list[s
     """``event`` (a recorded event or a `_Fact`) applied to ``state``: the new state, the
     anomalies, whether it applied."""
     after, anomalies, applied = _apply(state, event)
+    count = state.event_count + 1
     if applied:
-        after = _with_program(after, event, anomalies)
-    return after._replace(event_count=state.event_count + 1), anomalies, applied
+        return _with_program(after, event, anomalies, event_count=count), anomalies, applied
+    return after._replace(event_count=count), anomalies, applied
 
 
 _RESET: Final[dict[str, Any]] = dict.fromkeys(PERIOD_FIELDS)
 
 
-def _open_period(state: MembershipState, *, linked_at: datetime | None) -> MembershipState:
+def _open_period(
+    state: MembershipState, *, linked_at: datetime | None, **fields: Any
+) -> MembershipState:
+    """A new period (period fields reset), with ``fields`` set in it."""
     return state._replace(
         status=Status.LINKED,
         linked_at=linked_at,
         link_inferred=linked_at is None,
         delinked_at=None,
-        **_RESET,
+        **(_RESET | fields),
     )
 
 
@@ -442,8 +446,7 @@ def _apply(state: MembershipState, event: Any) -> tuple[MembershipState, list[st
     if event.kind is Kind.LINKED:
         if state.status is Status.LINKED:
             anomalies.append("LINK_WHILE_LINKED")
-        opened = _open_period(state, linked_at=at)
-        return opened._replace(**event.details), anomalies, True
+        return _open_period(state, linked_at=at, **event.details), anomalies, True
 
     if event.kind is Kind.DELINKED:
         if state.status is Status.DELINKED:
@@ -472,10 +475,10 @@ def _apply(state: MembershipState, event: Any) -> tuple[MembershipState, list[st
         anomalies.append("UPDATE_AFTER_DELINK" if state.status else "UPDATE_WITHOUT_LINK")
         state = _open_period(state, linked_at=None)
     anomalies.extend(_tier_direction(state.tier_number, event))
-    updated = state._replace(**event.details)
+    changes = event.details
     if event.update_type is not None:
-        updated = updated._replace(last_update_type=event.update_type)
-    return updated, anomalies, True
+        changes = changes | {"last_update_type": event.update_type}
+    return state._replace(**changes), anomalies, True
 
 
 def _tier_direction(before: int | None, event: Any) -> list[str]:
@@ -488,9 +491,12 @@ def _tier_direction(before: int | None, event: Any) -> list[str]:
     return ["TIER_AGAINST_UPDATE_TYPE"] if against else []
 
 
-def _with_program(state: MembershipState, event: Any, anomalies: list[str]) -> MembershipState:
-    """Program fields take the value of the latest applied event that carries them."""
-    changes: dict[str, Any] = {"loyalty_program_id": event.loyalty_program_id}
+def _with_program(
+    state: MembershipState, event: Any, anomalies: list[str], **fields: Any
+) -> MembershipState:
+    """Program fields take the value of the latest applied event that carries them (and
+    ``fields`` are set too, in the same copy)."""
+    changes: dict[str, Any] = {"loyalty_program_id": event.loyalty_program_id, **fields}
     if state.loyalty_program_id not in (None, event.loyalty_program_id):
         anomalies.append("LOYALTY_PROGRAM_CHANGED")
     if event.partner_program_name is not None:
