@@ -10,6 +10,7 @@ concurrency), this time seeing the other writer's rows.
 from __future__ import annotations
 
 import hashlib
+import random
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from domain.membership import MembershipState, PartnerMembership, membership_id
 from domain.notifications import Notification, parse_notification
 
 MAX_ATTEMPTS = 20
+TRUST_HEADS_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -208,13 +210,21 @@ class Ledger(Application[UUID]):
     ) -> list[Outcome]:
         for attempt in range(MAX_ATTEMPTS):
             try:
-                # After a conflict, read whole histories: a head may be behind its events if
-                # they were written by a release that kept no heads.
+                # Conflicts are other writers committing the same notifications or appending
+                # to the same memberships first: the next attempt sees their rows and heads.
+                # Only a head behind its events (events appended by a release that kept no
+                # heads) keeps conflicting; after a few attempts, read whole histories.
                 return self._record_batch(
-                    payloads, parsed, received_at_us, resolving, use_heads=attempt == 0
+                    payloads,
+                    parsed,
+                    received_at_us,
+                    resolving,
+                    use_heads=attempt < TRUST_HEADS_ATTEMPTS,
                 )
             except IntegrityError:
                 self.conflicts += 1
+                # Jittered backoff, so that writers racing on the same rows fall out of step.
+                time.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))
             except (OperationalError, InterfaceError) as error:
                 raise StorageUnavailableError(f"the event store is unavailable: {error}") from None
         raise ConcurrencyError(f"gave up after {MAX_ATTEMPTS} concurrent-write conflicts")
