@@ -24,6 +24,8 @@ class AuditStore(Protocol):
 
     def orphan_inbox_rows(self) -> list[dict[str, Any]]: ...
 
+    def mismatched_heads(self) -> list[dict[str, Any]]: ...
+
     def log_rows(self, *, after: int, up_to: int | None, limit: int) -> list[tuple[int, str]]: ...
 
     def checkpoints(self) -> list[dict[str, Any]]: ...
@@ -40,7 +42,21 @@ class Auditor:
 
     def verify(self) -> list[Break]:
         """Every break in every chain and in the digest checkpoints; empty when intact."""
-        return [*self._chain_breaks(), *self._checkpoint_breaks()]
+        return [*self._chain_breaks(), *self._head_breaks(), *self._checkpoint_breaks()]
+
+    def _head_breaks(self) -> Iterator[Break]:
+        """A membership head (what the next write resumes from) must sit on the membership's
+        last event: same version, same chain hash."""
+        for row in self.store.mismatched_heads():
+            yield Break(
+                "HEAD_MISMATCH",
+                "the membership's head is not at its last recorded event",
+                membership=_key(row),
+                membership_id=str(UUID(str(row["originator_id"]))),
+                version=row["originator_version"],
+                expected=row["inbox_hash"],
+                found=row["hash"],
+            )
 
     def _chain_breaks(self) -> Iterator[Break]:
         orphans = {

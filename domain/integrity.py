@@ -50,7 +50,8 @@ def next_digest(previous: str, *, position: int, event_hash: str) -> str:
 class Break:
     """One place where the stored history is not what was written."""
 
-    kind: str  # CONTENT_CHANGED, LINK_BROKEN, EVENT_MISSING, UNTRACKED_EVENT, DIGEST_MISMATCH
+    kind: str  # CONTENT_CHANGED, LINK_BROKEN, EVENT_MISSING, UNTRACKED_EVENT, DIGEST_MISMATCH,
+    # HEAD_MISMATCH
     detail: str
     membership: tuple[int, int, int] | None = None
     membership_id: str | None = None

@@ -150,6 +150,19 @@ class LedgerQueries:
             "ORDER BY i.originator_id, i.originator_version"
         )
 
+    def mismatched_heads(self) -> list[dict[str, Any]]:
+        """Heads that are not at their membership's last inbox row (version and hash)."""
+        return self.query(
+            "SELECT h.originator_id, h.originator_version, h.hash, i.hash AS inbox_hash, "
+            "i.org_id, i.customer_id, i.partner_program_id FROM ledger_heads h "
+            "LEFT JOIN (SELECT originator_id, MAX(originator_version) AS last_version "
+            "FROM ledger_inbox GROUP BY originator_id) m ON m.originator_id = h.originator_id "
+            "LEFT JOIN ledger_inbox i ON i.originator_id = h.originator_id "
+            "AND i.originator_version = h.originator_version "
+            "WHERE m.last_version IS NULL OR m.last_version <> h.originator_version "
+            "OR i.hash IS NULL OR i.hash <> h.hash ORDER BY h.originator_id"
+        )
+
     def log_rows(self, *, after: int, up_to: int | None, limit: int) -> list[tuple[int, str]]:
         """(position, chain hash) in notification order after ``after``."""
         bound = "" if up_to is None else f" AND e.{self.position_column} <= %s"

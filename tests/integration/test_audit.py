@@ -179,3 +179,20 @@ def test_a_published_digest_proves_the_log_up_to_its_position(recorded: Ledger) 
     )
     sql(recorded, "DELETE FROM EVENTS WHERE POSITION = %s", (position,))
     assert [b.kind for b in auditor(recorded).verify_against(*anchor)] == ["DIGEST_MISMATCH"]
+
+
+def test_a_head_that_is_not_at_its_last_event_is_detected(recorded: Ledger) -> None:
+    """A head is what the next write resumes from: one edited (or left behind its events)
+    would skew the anomalies recorded on later events, so verify checks it too."""
+    membership, key = a_membership_with_events(recorded, 2)
+    recorder: Any = recorded.recorder
+    sql(
+        recorded,
+        "UPDATE ledger_heads SET originator_version = originator_version - 1 "
+        "WHERE originator_id = %s",
+        (recorder.originator(membership),),
+    )
+
+    (broken,) = auditor(recorded).verify()
+    assert (broken.kind, broken.membership_id) == ("HEAD_MISMATCH", str(membership))
+    assert broken.membership == key and broken.expected != broken.found
