@@ -13,6 +13,7 @@ import hashlib
 import random
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Literal, Protocol, cast
@@ -115,6 +116,8 @@ class LedgerStore(AuditStore, Protocol):
 
     def select_heads(self, membership_ids: Sequence[UUID]) -> dict[UUID, tuple[int, str, str]]: ...
 
+    def writing(self) -> AbstractContextManager[None]: ...
+
     def seal(self, items: Sequence[tuple[int, int, dict[str, str]]]) -> list[str | None]: ...
 
     def unseal(self, org: int, customer: int, sealed: str | None) -> dict[str, str] | None: ...
@@ -202,6 +205,16 @@ class Ledger(Application[UUID]):
         return self._record_with_retry(payloads, parsed, received, resolving=None)
 
     def _record_with_retry(
+        self,
+        payloads: Sequence[bytes],
+        parsed: Sequence[Notification | InvalidNotificationError],
+        received_at_us: int,
+        resolving: Sequence[str] | None,
+    ) -> list[Outcome]:
+        with self.store.writing():
+            return self._record_attempts(payloads, parsed, received_at_us, resolving)
+
+    def _record_attempts(
         self,
         payloads: Sequence[bytes],
         parsed: Sequence[Notification | InvalidNotificationError],

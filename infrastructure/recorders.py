@@ -16,10 +16,11 @@ to ``insert_events()``.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
@@ -31,6 +32,7 @@ from infrastructure.ledger_queries import LedgerQueries
 from infrastructure.vault import IdentifierVault
 
 SCHEMA_LOCK = 7_261_129_001  # advisory lock key: creating or migrating the ledger's tables
+WRITER_LOCK = 7_261_129_002  # advisory lock key: one batch being recorded at a time
 
 INBOX_COLUMNS = (
     "originator_id",
@@ -241,6 +243,20 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
         ).format(table=Identifier(events_table_name))
 
     @contextmanager
+    def writing(self) -> Iterator[None]:
+        """One batch recorded at a time across processes. The library's table lock already
+        serializes the inserts, but each writer reads (duplicates, heads) before it; two
+        service workers recording deliveries for the same memberships would keep losing
+        that race to each other and retrying. Session-level: released if the process dies."""
+        with self.datastore.get_connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (WRITER_LOCK,))
+            try:
+                yield
+            finally:
+                with suppress(psycopg.Error):  # a broken connection has released it already
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (WRITER_LOCK,))
+
+    @contextmanager
     def reading(self) -> Iterator[Any]:
         # Autocommit, one statement: one round trip instead of BEGIN, SELECT, ROLLBACK.
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
@@ -335,6 +351,9 @@ class SQLiteLedgerRecorder(LedgerTables, SQLiteApplicationRecorder):
     def reading(self) -> Iterator[Any]:
         with self.datastore.transaction(commit=False) as curs:
             yield curs
+
+    def writing(self) -> AbstractContextManager[None]:
+        return nullcontext()  # SQLite has one writer at a time anyway
 
     def _insert_events(
         self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
