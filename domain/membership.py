@@ -387,6 +387,16 @@ def fold(
     return state, steps
 
 
+def fold_state(
+    key: tuple[int, int, int], events: Sequence[PartnerMembership.Recorded]
+) -> MembershipState:
+    """The state alone, without each event's step: what the views need."""
+    state = MembershipState(*key)
+    for event in occurrence_order(events):
+        state = _effect(state, event)[0]
+    return state
+
+
 def advance(state: MembershipState, event: PartnerMembership.Recorded) -> Step:
     """One step of the fold: ``event`` applied to ``state``."""
     after, anomalies, applied = _effect(state, event)
@@ -523,6 +533,7 @@ __all__ = [
     "Status",
     "Step",
     "fold",
+    "fold_state",
     "is_late",
     "membership_id",
     "occurrence_order",

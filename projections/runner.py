@@ -24,12 +24,12 @@ from typing import Any, cast
 from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import StoredEvent
 
 from domain.errors import LedgerError
 from domain.ledger import Ledger
-from domain.membership import PartnerMembership, fold
+from domain.membership import MembershipState, PartnerMembership, fold_state
 from projections.locks import exclusive, postgres_params
+from projections.log import Stream, pages, touched_streams
 from projections.store import DeadLetter, Generation, PositionConflictError, ViewStore
 from projections.views import VIEWS, View
 
@@ -56,17 +56,21 @@ class Projector:
     # --- catch-up ------------------------------------------------------------------------
 
     def catch_up(self, views: Iterable[View] = VIEWS.values()) -> dict[str, int]:
-        """Bring every view to the head of the log; rebuild one whose schema changed.
-        Returns the number of events each view processed."""
-        processed = {}
+        """Bring every view to the head of the log; rebuild those whose schema changed (in one
+        pass over the log for all of them). Returns the number of events each view processed."""
+        views = list(views)
+        processed: dict[str, int] = {}
+        stale: list[View] = []
         for view in views:
             live = self.store.live(view)
             if live is None or live.schema_version != view.schema_version:
-                report = self.rebuild(view)
-                processed[view.name] = int(report["events"])
+                stale.append(view)
             else:
                 processed[view.name] = self._catch_up(view, live, strict=False)
-        return processed
+        if stale:
+            for name, report in self.rebuild_views(stale).items():
+                processed[name] = int(report["events"])
+        return {view.name: processed[view.name] for view in views}
 
     def _catch_up(
         self, view: View, generation: Generation, *, strict: bool, progress: Progress | None = None
@@ -104,7 +108,7 @@ class Projector:
         touched: dict[UUID, list[int]] = {}
         for notification in notifications:
             touched.setdefault(notification.originator_id, []).append(notification.id)
-        streams = self.recorder.select_streams(list(touched), up_to=end)
+        streams = touched_streams(self.recorder, list(touched), up_to=end)
         rows: list[tuple[Any, ...]] = []
         letters: list[DeadLetter] = []
         replaced: list[str] = []
@@ -134,18 +138,19 @@ class Projector:
         )
         return len(notifications), end
 
-    def _rows(
-        self, view: View, membership_id: UUID, stream: Sequence[tuple[int, StoredEvent]]
-    ) -> list[tuple[Any, ...]]:
-        events = [
-            cast(PartnerMembership.Recorded, self.ledger.mapper.to_domain_event(stored))
-            for _, stored in stream
-        ]
+    def _rows(self, view: View, membership_id: UUID, stream: Stream) -> list[tuple[Any, ...]]:
+        folded = self._fold(stream)
+        return [] if folded is None else view.rows(membership_id, *folded)
+
+    def _fold(self, stream: Stream) -> tuple[MembershipState, int] | None:
+        """A membership's state from its stored events, and the position of its last one."""
+        to_domain_event = self.ledger.mapper.to_domain_event
+        events = [cast(PartnerMembership.Recorded, to_domain_event(stored)) for _, stored in stream]
         if not events:
-            return []
+            return None
         first = events[0]
-        state, _ = fold((first.org_id, first.customer_id, first.partner_program_id), events)
-        return view.rows(membership_id, state, max(position for position, _ in stream))
+        state = fold_state((first.org_id, first.customer_id, first.partner_program_id), events)
+        return state, max(position for position, _ in stream)
 
     # --- rebuild -------------------------------------------------------------------------
 
@@ -154,75 +159,116 @@ class Projector:
     ) -> dict[str, Any]:
         """Build a new generation of ``view`` beside the live one, then switch to it (or,
         with ``diff_only``, report what would change and discard it)."""
+        return self.rebuild_views([view], diff_only=diff_only, progress=progress)[view.name]
+
+    def rebuild_views(
+        self, views: Sequence[View], *, diff_only: bool = False, progress: Progress | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """`rebuild` several views from one pass over the log: reading and decoding the log
+        is most of a rebuild's work, and every view needs the same folded states."""
         started = time.perf_counter()
-        with exclusive(self.recorder.datastore, f"rebuild-{view.name}", wait=True):
-            for orphan in self.store.generations(view):
-                if orphan.state == "building":  # left by a rebuild that was killed
-                    self.store.drop(orphan)
-            new = self.store.create_generation(view)
-            try:
-                head = self.head()
-                events = self._build(view, new, head, progress)
-                new = self._generation(view, new.number) or new
-                events += self._catch_up(view, new, strict=True, progress=progress)
-                new = self._generation(view, new.number) or new
-                report = self._compare(view, new)
-                report.update(
-                    events=events,
-                    position=new.position,
-                    seconds=round(time.perf_counter() - started, 3),
+        with contextlib.ExitStack() as locks:
+            for view in sorted(views, key=lambda v: v.name):  # one order: no deadlock
+                locks.enter_context(
+                    exclusive(self.recorder.datastore, f"rebuild-{view.name}", wait=True)
                 )
-                if diff_only:
-                    self.store.drop(new)
-                    return report | {"switched": False}
-                previous = self.store.switch(view, new)
-                if previous is not None:
-                    self.store.drop(previous)
-                return report | {"switched": True}
+            unfinished: list[Generation] = []
+            try:
+                builds = []
+                for view in views:
+                    builds.append((view, self._new_generation(view)))
+                    unfinished.append(builds[-1][1])
+                events = self._build(builds, self.head(), progress)
+                reports = {}
+                for view, new in builds:
+                    report = self._finish(view, new, diff_only=diff_only, progress=progress)
+                    unfinished.remove(new)
+                    report["events"] = events + report.pop("caught_up")
+                    report["seconds"] = round(time.perf_counter() - started, 3)
+                    reports[view.name] = report
+                return reports
             except BaseException:
-                self.store.drop(new)
+                for new in unfinished:
+                    self.store.drop(new)
                 raise
 
+    def _new_generation(self, view: View) -> Generation:
+        for orphan in self.store.generations(view):
+            if orphan.state == "building":  # left by a rebuild that was killed
+                self.store.drop(orphan)
+        return self.store.create_generation(view)
+
+    def _finish(
+        self, view: View, new: Generation, *, diff_only: bool, progress: Progress | None
+    ) -> dict[str, Any]:
+        """Catch a built generation up to the head, compare it with the live one, then switch
+        to it (or drop it, with ``diff_only``)."""
+        new = self._generation(view, new.number) or new
+        caught_up = self._catch_up(view, new, strict=True, progress=progress)
+        new = self._generation(view, new.number) or new
+        report = self._compare(view, new) | {"caught_up": caught_up, "position": new.position}
+        if diff_only:
+            self.store.drop(new)
+            return report | {"switched": False}
+        previous = self.store.switch(view, new)
+        if previous is not None:
+            self.store.drop(previous)
+        return report | {"switched": True}
+
     def _build(
-        self, view: View, generation: Generation, head: int, progress: Progress | None
+        self, builds: Sequence[tuple[View, Generation]], head: int, progress: Progress | None
     ) -> int:
-        """One ordered pass over the log up to ``head``: fold each membership, write rows in
-        large set-based batches."""
-        after: tuple[UUID, int] | None = None
-        stream: list[tuple[int, StoredEvent]] = []
-        rows: list[tuple[Any, ...]] = []
+        """One ordered pass over the log up to ``head``: fold each membership once, give its
+        state to every view being built, write rows in large set-based batches."""
+        rows: dict[str, list[tuple[Any, ...]]] = {new.table: [] for _, new in builds}
+        stream: Stream = []
         count = 0
-        while True:
-            page = self.recorder.scan_streams(up_to=head, after=after, limit=5000)
+        for page in pages(self.recorder, up_to=head, size=5000, read_ahead=self.postgres):
             for position, stored in page:
                 if stream and stream[-1][1].originator_id != stored.originator_id:
-                    rows.extend(self._strict_rows(view, stream))
+                    self._strict_rows(builds, stream, rows)
                     stream = []
                 stream.append((position, stored))
             count += len(page)
-            if progress and page:
+            if progress:
                 progress(len(page))
-            if len(rows) >= 5000 or (not page and rows):
-                self.store.bulk_load(view, generation, rows)
-                rows = []
-            if not page:
-                break
-            last = page[-1][1]
-            after = (cast(UUID, last.originator_id), last.originator_version)
+            self._flush(builds, rows, at_least=5000)
         if stream:
-            self.store.bulk_load(view, generation, self._strict_rows(view, stream))
-        self.store.set_position(generation, head)
+            self._strict_rows(builds, stream, rows)
+        self._flush(builds, rows, at_least=1)
+        for _, new in builds:
+            self.store.set_position(new, head)
         return count
 
+    def _flush(
+        self,
+        builds: Sequence[tuple[View, Generation]],
+        rows: dict[str, list[tuple[Any, ...]]],
+        *,
+        at_least: int,
+    ) -> None:
+        for view, new in builds:
+            if len(rows[new.table]) >= at_least:
+                self.store.bulk_load(view, new, rows[new.table])
+                rows[new.table] = []
+
     def _strict_rows(
-        self, view: View, stream: list[tuple[int, StoredEvent]]
-    ) -> list[tuple[Any, ...]]:
+        self,
+        builds: Sequence[tuple[View, Generation]],
+        stream: Stream,
+        rows: dict[str, list[tuple[Any, ...]]],
+    ) -> None:
         membership_id = cast(UUID, stream[0][1].originator_id)
         try:
-            return self._rows(view, membership_id, stream)
+            folded = self._fold(stream)
+            if folded is None:
+                return
+            for view, new in builds:
+                rows[new.table].extend(view.rows(membership_id, *folded))
         except Exception as error:
+            names = ", ".join(view.name for view, _ in builds)
             raise RebuildError(
-                f"view {view.name}: cannot project membership {membership_id} (positions "
+                f"view {names}: cannot project membership {membership_id} (positions "
                 f"{stream[0][0]}..{stream[-1][0]}): {type(error).__name__}: {error}"
             ) from error
 

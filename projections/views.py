@@ -12,6 +12,7 @@ query that catches up) rebuilds the view blue/green.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 from uuid import UUID
 
@@ -59,6 +60,9 @@ _TYPES = {
 }
 
 
+_EXPORTED = attrgetter(*EXPORT_FIELDS)  # one C call instead of a getattr per field
+
+
 class MembershipsView(View):
     """One row per membership with the fields of ``export memberships``; ``position`` is the
     notification id of the latest event folded into it."""
@@ -66,7 +70,7 @@ class MembershipsView(View):
     def rows(
         self, membership_id: UUID, state: MembershipState, position: int
     ) -> list[tuple[Any, ...]]:
-        values = [jsonable(getattr(state, name)) for name in EXPORT_FIELDS]
+        values = [jsonable(value) for value in _EXPORTED(state)]
         return [(*values, str(membership_id), position)]
 
 

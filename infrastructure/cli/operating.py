@@ -52,14 +52,15 @@ def rebuild(args: argparse.Namespace, ledger: Ledger) -> int:
     if unknown:
         raise LedgerError(f"no view named {', '.join(unknown)}; views: {', '.join(VIEWS)}")
     projector = Projector(ledger)
-    reports = []
-    for name in args.views or list(VIEWS):
-        with Progress(
-            total=projector.head(), unit="ev", quiet=args.json, label=f"rebuild {name}"
-        ) as progress:
-            reports.append(
-                projector.rebuild(VIEWS[name], diff_only=args.diff, progress=progress.advance)
-            )
+    names = list(dict.fromkeys(args.views)) or list(VIEWS)
+    # One pass over the log for all the named views.
+    with Progress(
+        total=projector.head(), unit="ev", quiet=args.json, label=f"rebuild {', '.join(names)}"
+    ) as progress:
+        built = projector.rebuild_views(
+            [VIEWS[name] for name in names], diff_only=args.diff, progress=progress.advance
+        )
+    reports = [built[name] for name in names]
     if args.json:
         print_json(reports)
         return 0

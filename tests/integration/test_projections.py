@@ -15,7 +15,9 @@ import pytest
 from domain.ledger import Ledger, membership_record
 from infrastructure.settings import Settings
 from infrastructure.wiring import open_ledger
+from projections import runner
 from projections.locks import LockHeldError
+from projections.log import touched_streams
 from projections.queries import Queries
 from projections.runner import Projector, RebuildError
 from projections.views import EXPIRY, MEMBERSHIPS, VIEWS
@@ -80,6 +82,43 @@ def test_expiry_view_agrees_with_the_memberships_view(ledger: Ledger) -> None:
     actual = {tuple(row.values()) for row in queries.expiry()}
     assert actual == expected
     assert len(actual) > 100
+
+
+def test_a_first_catch_up_builds_every_view_in_one_pass_over_the_log(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receive_in_batches(ledger, STREAM)
+    passes: list[int] = []
+    real_pages = runner.pages
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        passes.append(1)
+        return real_pages(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "pages", counted)
+    projector = Projector(ledger)
+    processed = projector.catch_up()
+    # No generation yet: both views were built, from one read of the log.
+    assert len(passes) == 1
+    assert set(processed) == set(VIEWS)
+    queries = Queries(projector.store)
+    together = (list(queries.memberships()), list(queries.expiry()))
+    # Each view rebuilt on its own says the same.
+    for view in VIEWS.values():
+        report = projector.rebuild(view)
+        assert (report["changed"], report["added"], report["removed"]) == (0, 0, 0)
+    assert together[0] == folded(ledger)
+    assert (list(queries.memberships()), list(queries.expiry())) == together
+
+
+def test_a_batch_reads_the_touched_streams_up_to_its_end_only(ledger: Ledger) -> None:
+    receive_in_batches(ledger, STREAM[:1500])
+    recorder: Any = ledger.recorder
+    middle = recorder.select_notifications(start=0, limit=600)[-1].id
+    touched = list({n.originator_id for n in recorder.select_notifications(start=0, limit=900)})
+    streams = touched_streams(recorder, touched, up_to=middle)
+    assert streams == recorder.select_streams(touched, up_to=middle)
+    assert max(p for stream in streams.values() for p, _ in stream) == middle
 
 
 def test_concurrent_catch_ups_apply_each_batch_once(db_url: str) -> None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.membership import PartnerMembership, Status, fold
+from domain.membership import PartnerMembership, Status, fold, fold_state
 from domain.notifications import Notification
 from tests.unit.membership_helpers import (
     KEY,
@@ -314,6 +314,7 @@ def test_fold_of_recorded_events_equals_incremental_state(history: list[Notifica
     membership = record_all(history)
     state, steps = fold(KEY, membership.recorded)
     assert state == membership.state
+    assert fold_state(KEY, membership.recorded) == state  # what the views use
     assert [s.event.occurred_at for s in steps] == sorted(
         e.occurred_at for e in membership.recorded
     )
