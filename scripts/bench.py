@@ -161,11 +161,18 @@ def bench_ingest(url: str, stream: Path, count: int) -> list[dict[str, Any]]:
 
 
 def raw_copy_rate(url: str) -> float:
-    """COPY the stored events themselves (same rows, same sizes) into a bare table."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT originator_id, originator_version, topic, state FROM partnerledger_events"
-        ).fetchall()
+    """COPY the stored events themselves (same rows, same sizes) into a bare table: the rows
+    are first copied out to a scratch file in PostgreSQL's binary format, then the timed part
+    streams that file back in 1 MB blocks (memory stays flat at any scale)."""
+    columns = "originator_id, originator_version, topic, state"
+    with tempfile.TemporaryFile() as scratch, psycopg.connect(url, autocommit=True) as conn:
+        with conn.cursor() as cursor:
+            query = f"COPY (SELECT {columns} FROM partnerledger_events) TO STDOUT (FORMAT binary)"
+            with cursor.copy(query) as copy:
+                for block in copy:
+                    scratch.write(block)
+            count = cursor.rowcount
+        scratch.seek(0)
         conn.execute(
             "CREATE TABLE bench_raw (originator_id uuid, originator_version bigint, "
             "topic text, state bytea)"
@@ -174,19 +181,50 @@ def raw_copy_rate(url: str) -> float:
         with (
             conn.transaction(),
             conn.cursor() as cursor,
-            cursor.copy("COPY bench_raw FROM STDIN") as copy,
+            cursor.copy("COPY bench_raw FROM STDIN (FORMAT binary)") as copy,
         ):
-            for row in rows:
-                copy.write_row(row)
+            while block := scratch.read(1 << 20):
+                copy.write(block)
         seconds = time.perf_counter() - started
         conn.execute("DROP TABLE bench_raw")
-    return len(rows) / seconds
+    return count / seconds
 
 
 def bench_rebuild(ledger: Ledger) -> list[dict[str, Any]]:
+    """Rebuild the memberships view alone, then every view in one pass (what a first catch-up
+    does, as after an ingest into a new database), each against a raw read+decode of the log
+    measured right after it."""
+    from projections.views import VIEWS
+
     projector = Projector(ledger)
     report = projector.rebuild(MEMBERSHIPS)
     ours = report["events"] / report["seconds"]
+    raw = raw_read_and_decode_rate(ledger)
+    reports = projector.rebuild_views(list(VIEWS.values()))
+    every = min(r["events"] / r["seconds"] for r in reports.values())
+    raw_every = raw_read_and_decode_rate(ledger)
+    return [
+        figure(
+            "rebuild memberships events/s",
+            ours,
+            raw,
+            ">= 0.5x raw read+decode",
+            ours >= 0.5 * raw,
+            unit="/s",
+        ),
+        figure(
+            f"rebuild all {len(VIEWS)} views in one pass events/s",
+            every,
+            raw_every,
+            "-",
+            True,
+            unit="/s",
+        ),
+    ]
+
+
+def raw_read_and_decode_rate(ledger: Ledger) -> float:
+    """The baseline of a rebuild: the notification log read in pages, every event decoded."""
     started = time.perf_counter()
     decoded = 0
     position = 0
@@ -198,17 +236,7 @@ def bench_rebuild(ledger: Ledger) -> list[dict[str, Any]]:
             ledger.mapper.to_domain_event(notification)
             decoded += 1
         position = batch[-1].id
-    raw = decoded / (time.perf_counter() - started)
-    return [
-        figure(
-            "rebuild memberships events/s",
-            ours,
-            raw,
-            ">= 0.5x raw read+decode",
-            ours >= 0.5 * raw,
-            unit="/s",
-        )
-    ]
+    return decoded / (time.perf_counter() - started)
 
 
 def bench_freshness(url: str, ledger: Ledger, samples: int) -> list[dict[str, Any]]:
