@@ -40,6 +40,17 @@ class RebuildError(LedgerError):
     """A rebuild met an event it could not project; nothing was switched."""
 
 
+@dataclasses.dataclass(frozen=True)
+class _Batch:
+    """Catch-up work after a position: how many notifications, the last one's position, the
+    positions each touched membership has in it, and each one's fold."""
+
+    size: int
+    end: int
+    touched: dict[UUID, list[int]]
+    folded: dict[UUID, tuple[MembershipState, int] | Exception | None]
+
+
 class Projector:
     """Maintains the views of one ledger."""
 
@@ -57,20 +68,48 @@ class Projector:
 
     def catch_up(self, views: Iterable[View] = VIEWS.values()) -> dict[str, int]:
         """Bring every view to the head of the log; rebuild those whose schema changed (in one
-        pass over the log for all of them). Returns the number of events each view processed."""
+        pass over the log for all of them). Returns the number of events each view processed.
+        Live views at the same position share each batch's read and fold."""
         views = list(views)
         processed: dict[str, int] = {}
         stale: list[View] = []
+        live_views: list[tuple[View, Generation]] = []
         for view in views:
             live = self.store.live(view)
             if live is None or live.schema_version != view.schema_version:
                 stale.append(view)
             else:
+                live_views.append((view, live))
+        if len({live.position for _, live in live_views}) == 1:
+            processed |= self._catch_up_together(live_views)
+        for view, live in live_views:
+            if view.name not in processed:
                 processed[view.name] = self._catch_up(view, live, strict=False)
         if stale:
             for name, report in self.rebuild_views(stale).items():
                 processed[name] = int(report["events"])
         return {view.name: processed[view.name] for view in views}
+
+    def _catch_up_together(self, live_views: list[tuple[View, Generation]]) -> dict[str, int]:
+        """Advance views that stand at the same position batch by batch, reading and folding
+        each batch once for all of them. A view whose position moved under it (another
+        catch-up got there first) drops out and is left to `_catch_up`."""
+        together = {view.name: (view, generation) for view, generation in live_views}
+        totals = dict.fromkeys(together, 0)
+        while together:
+            position = next(iter(together.values()))[1].position
+            batch = self._read_batch(position)
+            if batch is None:
+                break
+            for name, (view, generation) in list(together.items()):
+                try:
+                    self._apply(view, generation, batch, strict=False)
+                except PositionConflictError:
+                    del together[name], totals[name]
+                    continue
+                together[name] = (view, dataclasses.replace(generation, position=batch.end))
+                totals[name] += batch.size
+        return totals
 
     def _catch_up(
         self, view: View, generation: Generation, *, strict: bool, progress: Progress | None = None
@@ -99,22 +138,45 @@ class Projector:
     def _advance(self, view: View, generation: Generation, *, strict: bool) -> tuple[int, int]:
         """Apply the next batch after the generation's position; return its size and the
         new position."""
+        batch = self._read_batch(generation.position)
+        if batch is None:
+            return 0, generation.position
+        self._apply(view, generation, batch, strict=strict)
+        return batch.size, batch.end
+
+    def _read_batch(self, position: int) -> _Batch | None:
+        """The next notifications after ``position``, with each touched membership folded up
+        to the last of them (or the error its fold raised); None at the head."""
         notifications = self.recorder.select_notifications(
-            start=generation.position, limit=self.batch_size, inclusive_of_start=False
+            start=position, limit=self.batch_size, inclusive_of_start=False
         )
         if not notifications:
-            return 0, generation.position
+            return None
         end = notifications[-1].id
         touched: dict[UUID, list[int]] = {}
         for notification in notifications:
             touched.setdefault(notification.originator_id, []).append(notification.id)
         streams = touched_streams(self.recorder, list(touched), up_to=end)
+        folded: dict[UUID, tuple[MembershipState, int] | Exception | None] = {}
+        for membership_id in touched:
+            try:
+                folded[membership_id] = self._fold(streams.get(membership_id, []))
+            except Exception as error:
+                folded[membership_id] = error
+        return _Batch(len(notifications), end, touched, folded)
+
+    def _apply(self, view: View, generation: Generation, batch: _Batch, *, strict: bool) -> None:
+        """One batch into one view, in one transaction guarded by the expected position."""
         rows: list[tuple[Any, ...]] = []
         letters: list[DeadLetter] = []
         replaced: list[str] = []
-        for membership_id, positions in touched.items():
+        for membership_id, positions in batch.touched.items():
             try:
-                rows.extend(self._rows(view, membership_id, streams.get(membership_id, [])))
+                folded = batch.folded[membership_id]
+                if isinstance(folded, Exception):
+                    raise folded
+                if folded is not None:
+                    rows.extend(view.rows(membership_id, *folded))
                 replaced.append(str(membership_id))
             except Exception as error:
                 if strict:
@@ -130,17 +192,12 @@ class Projector:
             view,
             generation,
             expected_position=generation.position,
-            new_position=end,
+            new_position=batch.end,
             replaced=replaced,
             rows=rows,
             dead_letters=letters,
             require_state=generation.state,
         )
-        return len(notifications), end
-
-    def _rows(self, view: View, membership_id: UUID, stream: Stream) -> list[tuple[Any, ...]]:
-        folded = self._fold(stream)
-        return [] if folded is None else view.rows(membership_id, *folded)
 
     def _fold(self, stream: Stream) -> tuple[MembershipState, int] | None:
         """A membership's state from its stored events, and the position of its last one."""
