@@ -15,6 +15,7 @@ to ``insert_events()``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from typing import Any
@@ -264,13 +265,34 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
 
     def create_table(self) -> None:
         """Create types and tables under an advisory lock: processes starting together on a
-        new database would otherwise race on PostgreSQL's catalog and fail."""
+        new database would otherwise race on PostgreSQL's catalog and fail. When every table
+        and index exists already (any start but the first), run no DDL at all: ``CREATE INDEX
+        IF NOT EXISTS`` locks its table before it finds the index, and the whole DDL is one
+        transaction that locks the events table first and the quarantine later, the opposite
+        order of a writer (deadlock, seen with processes starting while others ingest)."""
         with self.datastore.get_connection() as conn:
+            if self._schema_exists(conn):
+                self.datastore.register_type_adapters()
+                return
             conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
             try:
-                super().create_table()
+                if self._schema_exists(conn):  # made by whoever held the lock before us
+                    self.datastore.register_type_adapters()
+                else:
+                    super().create_table()
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+
+    def _schema_exists(self, conn: Any) -> bool:
+        names = {self.events_table}
+        for statement in self.ledger_ddl():
+            names.update(re.findall(r"(?:TABLE|INDEX) IF NOT EXISTS (\w+)", statement))
+        row = conn.execute(
+            "SELECT count(*) AS found FROM pg_class WHERE relname = ANY(%s) "
+            "AND relnamespace = current_schema()::regnamespace",
+            (sorted(names),),
+        ).fetchone()
+        return row is not None and row["found"] == len(names)
 
     def _insert_rows(
         self,
