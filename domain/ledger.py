@@ -212,34 +212,27 @@ class Ledger(Application[UUID]):
         resolving: Sequence[str] | None,
     ) -> list[Outcome]:
         with self.store.writing():
-            return self._record_attempts(payloads, parsed, received_at_us, resolving)
-
-    def _record_attempts(
-        self,
-        payloads: Sequence[bytes],
-        parsed: Sequence[Notification | InvalidNotificationError],
-        received_at_us: int,
-        resolving: Sequence[str] | None,
-    ) -> list[Outcome]:
-        for attempt in range(MAX_ATTEMPTS):
-            try:
-                # Conflicts are other writers committing the same notifications or appending
-                # to the same memberships first: the next attempt sees their rows and heads.
-                # Only a head behind its events (events appended by a release that kept no
-                # heads) keeps conflicting; after a few attempts, read whole histories.
-                return self._record_batch(
-                    payloads,
-                    parsed,
-                    received_at_us,
-                    resolving,
-                    use_heads=attempt < TRUST_HEADS_ATTEMPTS,
-                )
-            except IntegrityError:
-                self.conflicts += 1
-                # Jittered backoff, so that writers racing on the same rows fall out of step.
-                time.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))
-            except (OperationalError, InterfaceError) as error:
-                raise StorageUnavailableError(f"the event store is unavailable: {error}") from None
+            for attempt in range(MAX_ATTEMPTS):
+                try:
+                    # Conflicts are other writers committing the same notifications or
+                    # appending to the same memberships first: the next attempt sees their rows
+                    # and heads. Only a head behind its events (appended by a release that kept
+                    # no heads) keeps conflicting; after a few attempts, read whole histories.
+                    return self._record_batch(
+                        payloads,
+                        parsed,
+                        received_at_us,
+                        resolving,
+                        use_heads=attempt < TRUST_HEADS_ATTEMPTS,
+                    )
+                except IntegrityError:
+                    self.conflicts += 1
+                    # Jittered backoff, so that writers racing on the same rows fall out of step.
+                    time.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))
+                except (OperationalError, InterfaceError) as error:
+                    raise StorageUnavailableError(
+                        f"the event store is unavailable: {error}"
+                    ) from None
         raise ConcurrencyError(f"gave up after {MAX_ATTEMPTS} concurrent-write conflicts")
 
     def _record_batch(
@@ -423,7 +416,7 @@ class Ledger(Application[UUID]):
         payloads = [row["raw"] for row in rows]
         outcomes = self._record_with_retry(
             payloads,
-            [_parse(raw) for raw in payloads],
+            parse_all(payloads),
             now_us(),
             resolving=[row["id"] for row in rows],
         )

@@ -31,6 +31,19 @@ def receive_in_batches(ledger: Ledger, lines: list[bytes], size: int = 250) -> N
         ledger.receive(lines[start : start + size])
 
 
+def counted_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
+    """Count the calls the runner makes to one of its module-level functions."""
+    calls: list[int] = []
+    real = getattr(runner, name)
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, name, counted)
+    return calls
+
+
 def folded(ledger: Ledger) -> list[dict[str, Any]]:
     """What the views must say: every membership folded straight from its events."""
     return [membership_record(state) for state in ledger.memberships()]
@@ -88,14 +101,7 @@ def test_a_first_catch_up_builds_every_view_in_one_pass_over_the_log(
     ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     receive_in_batches(ledger, STREAM)
-    passes: list[int] = []
-    real_pages = runner.pages
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        passes.append(1)
-        return real_pages(*args, **kwargs)
-
-    monkeypatch.setattr(runner, "pages", counted)
+    passes = counted_calls(monkeypatch, "pages")
     projector = Projector(ledger)
     processed = projector.catch_up()
     # No generation yet: both views were built, from one read of the log.
@@ -118,14 +124,7 @@ def test_live_views_at_one_position_share_each_batchs_read_and_fold(
     projector = Projector(ledger, batch_size=200)
     projector.catch_up()
     receive_in_batches(ledger, STREAM[1500:])
-    reads: list[int] = []
-    real_read = runner.touched_streams
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        reads.append(1)
-        return real_read(*args, **kwargs)
-
-    monkeypatch.setattr(runner, "touched_streams", counted)
+    reads = counted_calls(monkeypatch, "touched_streams")
     processed = projector.catch_up()
     assert processed["memberships"] == processed["expiry"] > 200
     assert len(reads) == -(-processed["memberships"] // 200)  # one read per batch, not per view
