@@ -92,6 +92,7 @@ class QuarantineRow:
     detail: str
     received_at_us: int
     is_receipt: bool = True
+    source: str | None = None  # where it came from: "FILE line N", an HTTP delivery
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,8 @@ class LedgerStore(AuditStore, Protocol):
     def quarantined(self, *, include_resolved: bool = False) -> list[dict[str, Any]]: ...
 
     def quarantine_entry(self, id_prefix: str) -> list[dict[str, Any]]: ...
+
+    def drop_quarantined(self, ids: Sequence[str], *, why: str, at_us: int) -> list[str]: ...
 
     def counts(self) -> dict[str, int]: ...
 
@@ -194,15 +197,21 @@ class Ledger(Application[UUID]):
         *,
         received_at_us: int | None = None,
         parsed: Sequence[Notification | InvalidNotificationError] | None = None,
+        sources: Sequence[str | None] | str | None = None,
     ) -> list[Outcome]:
         """Record a batch of raw payloads atomically; one outcome per payload, in order.
-        ``parsed``: the payloads already parsed by `parse_all` (e.g. in another process)."""
+        ``parsed``: the payloads already parsed by `parse_all` (e.g. in another process).
+        ``sources``: where each payload came from (or one for all), kept with quarantine rows."""
         received = received_at_us if received_at_us is not None else now_us()
         if parsed is None:
             parsed = parse_all(payloads)
         elif len(parsed) != len(payloads):
             raise ValueError("one parse result per payload")
-        return self._record_with_retry(payloads, parsed, received, resolving=None)
+        if sources is None or isinstance(sources, str):
+            sources = [sources] * len(payloads)
+        elif len(sources) != len(payloads):
+            raise ValueError("one source per payload")
+        return self._record_with_retry(payloads, parsed, received, resolving=None, sources=sources)
 
     def _record_with_retry(
         self,
@@ -210,6 +219,7 @@ class Ledger(Application[UUID]):
         parsed: Sequence[Notification | InvalidNotificationError],
         received_at_us: int,
         resolving: Sequence[str] | None,
+        sources: Sequence[str | None] | None = None,
     ) -> list[Outcome]:
         with self.store.writing():
             for attempt in range(MAX_ATTEMPTS):
@@ -224,6 +234,7 @@ class Ledger(Application[UUID]):
                         received_at_us,
                         resolving,
                         use_heads=attempt < TRUST_HEADS_ATTEMPTS,
+                        sources=sources,
                     )
                 except IntegrityError:
                     self.conflicts += 1
@@ -243,6 +254,7 @@ class Ledger(Application[UUID]):
         resolving: Sequence[str] | None,
         *,
         use_heads: bool,
+        sources: Sequence[str | None] | None = None,
     ) -> list[Outcome]:
         valid = [item for item in parsed if isinstance(item, Notification)]
         known_ids, known_fingerprints = self.store.find_recorded(
@@ -271,7 +283,7 @@ class Ledger(Application[UUID]):
         outcomes: list[Outcome] = []
         pending: list[tuple[PartnerMembership, int]] = []
         quarantine: list[QuarantineRow] = []
-        for raw, item in zip(payloads, decisions, strict=True):
+        for index, (raw, item) in enumerate(zip(payloads, decisions, strict=True)):
             if isinstance(item, InvalidNotificationError):
                 row = QuarantineRow(
                     quarantine_id(raw),
@@ -280,6 +292,7 @@ class Ledger(Application[UUID]):
                     item.detail,
                     received_at_us,
                     is_receipt=resolving is None,
+                    source=sources[index] if sources else None,
                 )
                 quarantine.append(row)
                 outcomes.append(
@@ -421,6 +434,16 @@ class Ledger(Application[UUID]):
             resolving=[row["id"] for row in rows],
         )
         return [(row["id"], outcome) for row, outcome in zip(rows, outcomes, strict=True)]
+
+    def drop_quarantined(self, id_prefixes: Sequence[str], *, why: str) -> list[str]:
+        """Close entries that are not Capillary's (a pasted file, a test), keeping their
+        bytes and a record of when and why they were dropped. Returns the ids dropped."""
+        if not why.strip():
+            raise LedgerError("say why the entries are dropped (--why TEXT)")
+        ids = [self.quarantine_entry(prefix)["id"] for prefix in id_prefixes]
+        return self.store.drop_quarantined(
+            list(dict.fromkeys(ids)), why=why.strip(), at_us=now_us()
+        )
 
     def quarantine_entry(self, id_prefix: str) -> dict[str, Any]:
         rows = self.store.quarantine_entry(id_prefix)

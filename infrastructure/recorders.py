@@ -16,6 +16,7 @@ to ``insert_events()``.
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from typing import Any
@@ -47,6 +48,11 @@ INBOX_COLUMNS = (
     "recorded_at_us",
     "previous_hash",
     "hash",
+)
+# Columns added to tables after their first release: (table, column), nullable TEXT.
+ADDED_COLUMNS = (("ledger_quarantine", "source"),)
+MIGRATIONS = tuple(
+    f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} TEXT" for table, column in ADDED_COLUMNS
 )
 HEAD_COLUMNS = ("originator_id", "originator_version", "head", "hash")
 # A head only ever moves forward (a writer that lost a race does not commit anyway).
@@ -101,7 +107,7 @@ class LedgerTables(LedgerQueries):
             f"id TEXT PRIMARY KEY, raw {self.bytes_type} NOT NULL, reason TEXT NOT NULL, "
             "detail TEXT NOT NULL, received_at_us BIGINT NOT NULL, "
             "last_received_at_us BIGINT NOT NULL, times_received BIGINT NOT NULL, "
-            "resolved_at_us BIGINT, resolution TEXT)",
+            "resolved_at_us BIGINT, resolution TEXT, source TEXT)",
             "CREATE INDEX IF NOT EXISTS ledger_quarantine_open "
             "ON ledger_quarantine (resolved_at_us, received_at_us)",
             "CREATE TABLE IF NOT EXISTS ledger_heads ("
@@ -116,8 +122,11 @@ class LedgerTables(LedgerQueries):
             curs.execute(
                 self.sql(
                     "INSERT INTO ledger_quarantine (id, raw, reason, detail, received_at_us, "
-                    "last_received_at_us, times_received) VALUES (%s, %s, %s, %s, %s, %s, 1) "
+                    "last_received_at_us, times_received, source) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, 1, %s) "
                     "ON CONFLICT (id) DO UPDATE SET reason = excluded.reason, "
+                    # Where it first came from stays; a replay knows no source.
+                    "source = COALESCE(ledger_quarantine.source, excluded.source), "
                     "detail = excluded.detail, resolved_at_us = NULL, resolution = NULL, "
                     # A replay is not a receipt: only a new delivery moves these two.
                     "last_received_at_us = CASE WHEN %s = 1 THEN excluded.last_received_at_us "
@@ -131,6 +140,7 @@ class LedgerTables(LedgerQueries):
                     row.detail,
                     row.received_at_us,
                     row.received_at_us,
+                    row.source,
                     1 if row.is_receipt else 0,
                     1 if row.is_receipt else 0,
                 ),
@@ -237,6 +247,7 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
         super().__init__(datastore, events_table_name=events_table_name)
         self.events_table = events_table_name
         self.sql_create_statements.extend(Composed([SQL(s)]) for s in self.ledger_ddl())
+        self.sql_create_statements.extend(Composed([SQL(s)]) for s in MIGRATIONS)
         self.insert_events_arrays = SQL(
             "INSERT INTO {table} (originator_id, originator_version, topic, state) "
             "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
@@ -292,7 +303,14 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
             "AND relnamespace = current_schema()::regnamespace",
             (sorted(names),),
         ).fetchone()
-        return row is not None and row["found"] == len(names)
+        if row is None or row["found"] != len(names):
+            return False
+        columns = conn.execute(
+            "SELECT count(*) AS found FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = %s AND column_name = %s",
+            ADDED_COLUMNS[0],
+        ).fetchone()
+        return columns is not None and columns["found"] == 1
 
     def _insert_rows(
         self,
@@ -365,6 +383,15 @@ class SQLiteLedgerRecorder(LedgerTables, SQLiteApplicationRecorder):
 
     def construct_create_table_statements(self) -> list[str]:
         return [*super().construct_create_table_statements(), *self.ledger_ddl()]
+
+    def create_table(self) -> None:
+        super().create_table()
+        table, column = ADDED_COLUMNS[0]
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(f"PRAGMA table_info({table})")
+            if column not in {row["name"] for row in curs.fetchall()}:
+                with suppress(sqlite3.OperationalError):  # another process added it first
+                    curs.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
 
     def originator(self, value: UUID) -> Any:
         return value.hex

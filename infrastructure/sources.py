@@ -54,34 +54,36 @@ class _Gunzipped(gzip.GzipFile):
             self._raw.close()
 
 
-def payloads(stream: BinaryIO, *, name: str) -> Iterator[tuple[bytes, int]]:
-    """Each payload with the number of input bytes it consumed.
+def payloads(stream: BinaryIO, *, name: str) -> Iterator[tuple[bytes, int, str]]:
+    """Each payload with the number of input bytes it consumed and where it was in the input
+    (``NAME line N``, ``NAME item N`` of an array, or ``NAME`` for a whole document).
 
     A ``.json`` (or ``.json.gz``) file holds one object or an array of objects; anything
     else is JSON Lines, where each non-blank line is one payload (the raw bytes, without the
     line break)."""
     try:
         if name.removesuffix(".gz").endswith(".json"):
-            yield from _json_document(stream.read())
+            for payload, length, item in _json_document(stream.read()):
+                yield payload, length, name if item is None else f"{name} item {item}"
             return
-        for line in stream:
+        for number, line in enumerate(stream, start=1):
             payload = line.rstrip(b"\r\n")
             if payload.strip():
-                yield payload, len(line)
+                yield payload, len(line), f"{name} line {number}"
     except (OSError, EOFError) as error:
         reason = getattr(error, "strerror", None) or error or "the file ends early"
         raise SourceError(f"cannot read {name}: {reason}") from None
 
 
-def _json_document(data: bytes) -> Iterator[tuple[bytes, int]]:
+def _json_document(data: bytes) -> Iterator[tuple[bytes, int, int | None]]:
     try:
         document = json.loads(data)
     except ValueError:
-        yield data, len(data)  # quarantined as NOT_JSON, bytes kept
+        yield data, len(data), None  # quarantined as NOT_JSON, bytes kept
         return
     if not isinstance(document, list):
-        yield data, len(data)
+        yield data, len(data), None
         return
-    for item in document:
+    for number, item in enumerate(document, start=1):
         encoded = json.dumps(item, ensure_ascii=False).encode()
-        yield encoded, len(encoded)
+        yield encoded, len(encoded), number

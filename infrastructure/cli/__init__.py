@@ -348,6 +348,17 @@ def build_parser(*, full: bool = True) -> argparse.ArgumentParser:
     replay.add_argument("ids", nargs="*", metavar="ID", help="default: every open entry")
     replay.add_argument("--json", action="store_true", help="print one JSON array")
 
+    drop = action(
+        "drop",
+        "infrastructure.cli.recording:quarantine_drop",
+        "close entries that are not Capillary's, keeping their bytes and why",
+    )
+    drop.add_argument("ids", nargs="+", metavar="ID", help="ids or unique prefixes")
+    drop.add_argument(
+        "--why", required=True, metavar="TEXT", help="the reason, kept with each entry"
+    )
+    drop.add_argument("--json", action="store_true", help=JSON_HELP)
+
     status = command("status", "infrastructure.cli.operating:status", "what the ledger holds")
     status.add_argument("--json", action="store_true", help=JSON_HELP)
 

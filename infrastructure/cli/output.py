@@ -244,4 +244,5 @@ def quarantine_json(row: Mapping[str, Any]) -> dict[str, Any]:
         "times_received": row["times_received"],
         "resolved_at": moment(row["resolved_at_us"]),
         "resolution": row["resolution"],
+        "source": row.get("source"),
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,9 +43,12 @@ def ingest(args: argparse.Namespace, ledger: Ledger) -> int:
         for path, (stream, _) in zip(paths, sources, strict=True):
             name = "stdin" if path == "-" else path
             with stream:
-                parsed_batches = parser.parsed(batches(payloads(stream, name=name), batch_size))
-                for batch, consumed, parsed in parsed_batches:
-                    for outcome in ledger.receive(batch, parsed=parsed):
+                # The parser reads ahead; each batch's sources wait here in the same order.
+                origins: deque[list[str]] = deque()
+                items = batches(payloads(stream, name=name), batch_size, origins)
+                for batch, consumed, parsed in parser.parsed(items):
+                    where = origins.popleft()
+                    for outcome in ledger.receive(batch, parsed=parsed, sources=where):
                         tally[outcome.status] += 1
                         if outcome.reason:
                             reasons[outcome.reason] += 1
@@ -82,16 +85,23 @@ def ingest(args: argparse.Namespace, ledger: Ledger) -> int:
     return 0
 
 
-def batches(items: Iterator[tuple[bytes, int]], size: int) -> Iterator[tuple[list[bytes], int]]:
+def batches(
+    items: Iterator[tuple[bytes, int, str]], size: int, origins: deque[list[str]]
+) -> Iterator[tuple[list[bytes], int]]:
+    """Payloads in batches of ``size``; each batch's sources are appended to ``origins``."""
     batch: list[bytes] = []
+    where: list[str] = []
     consumed = 0
-    for payload, length in items:
+    for payload, length, source in items:
         batch.append(payload)
+        where.append(source)
         consumed += length
         if len(batch) >= size:
+            origins.append(where)
             yield batch, consumed
-            batch, consumed = [], 0
+            batch, where, consumed = [], [], 0
     if batch:
+        origins.append(where)
         yield batch, consumed
 
 
@@ -108,19 +118,42 @@ def quarantine_list(args: argparse.Namespace, ledger: Ledger) -> int:
         note(f"no {'' if args.all else 'open '}{kind}quarantine entries")
         return 0
     print_table(
-        ("id", "reason", "received", "times", "detail", *(("resolution",) if args.all else ())),
+        (
+            "id",
+            "reason",
+            "received",
+            "times",
+            "source",
+            "detail",
+            *(("resolution",) if args.all else ()),
+        ),
         (
             [
                 e["id"],
                 e["reason"],
                 e["received_at"],
                 e["times_received"],
+                e["source"] or "not recorded",
                 e["detail"],
                 *((e["resolution"],) if args.all else ()),
             ]
             for e in entries
         ),
     )
+    return 0
+
+
+def quarantine_drop(args: argparse.Namespace, ledger: Ledger) -> int:
+    dropped = ledger.drop_quarantined(args.ids, why=args.why)
+    if args.json:
+        print_json({"dropped": dropped, "why": args.why.strip()})
+        return 0
+    if not dropped:
+        note("nothing dropped: those entries were closed already")
+        return 0
+    count = f"{len(dropped)} {'entry' if len(dropped) == 1 else 'entries'}"
+    print(f"dropped {count} ({', '.join(dropped)}): {args.why.strip()}")
+    print("their bytes are kept: 'quarantine list --all' shows them with the reason")
     return 0
 
 

@@ -16,6 +16,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from types import FrameType
 from typing import Any
 
@@ -28,6 +29,8 @@ from infrastructure.settings import Settings
 from infrastructure.wiring import open_ledger
 from projections.queries import Queries
 from projections.runner import Projector
+
+HTTP_SOURCE = "HTTP delivery (POST /webhooks/capillary)"  # kept with each quarantined payload
 
 logger = logging.getLogger("partner_ledger.http")
 
@@ -66,7 +69,7 @@ async def running_service(
         ledger = stack.enter_context(open_ledger(settings))
         projector = Projector(ledger)
         writer = GroupCommitWriter(
-            ledger.receive,
+            partial(ledger.receive, sources=HTTP_SOURCE),
             max_group=config.max_group_size,
             max_pending=config.max_pending,
             on_group=metrics.observe_group,

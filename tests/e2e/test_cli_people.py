@@ -452,3 +452,81 @@ def test_memberships_lists_every_program_of_a_customer(db_url: str, tmp_path: Pa
     assert (
         "no membership" in person("memberships", "7", "999", db=db_url).failed_with_one_sentence()
     )
+
+
+# --- the quarantine as operators need it (item 11) ---------------------------------------
+
+PRETTY = ["{", '  "eventName": "partnerProgramLinked",', "}"]  # a pretty-printed file, pasted
+
+
+def test_quarantine_filters_by_reason_names_the_source_and_drops_with_a_record(
+    db_url: str, tmp_path: Path
+) -> None:
+    path = write_lines(tmp_path / "pasted.jsonl", [STORY[1], *PRETTY, '{"eventName": "x"}'])
+    person("ingest", path, db=db_url).ok()
+    entries = person("quarantine", "list", "--json", db=db_url).json()
+    assert sorted(e["reason"] for e in entries) == ["NOT_JSON"] * 3 + ["UNKNOWN_EVENT"]
+    # Each entry names the file and line it came from
+    assert sorted(e["source"] for e in entries) == [f"{path} line {n}" for n in (2, 3, 4, 5)]
+    not_json = person("quarantine", "list", "--reason", "NOT_JSON", "--json", db=db_url).json()
+    assert len(not_json) == 3 and {e["reason"] for e in not_json} == {"NOT_JSON"}
+    table = person("quarantine", "list", "--reason", "not_json", db=db_url, columns=400).ok()
+    assert re.search(r"^id\s+reason\s+received\s+times\s+source\s+detail$", table.stdout, re.M)
+    assert f"{path} line 2" in table.stdout and "UNKNOWN_EVENT" not in table.stdout
+    shown = person("quarantine", "show", not_json[0]["id"], db=db_url, columns=400).ok().stdout
+    assert re.search(rf"^source\s+{re.escape(not_json[0]['source'])}$", shown, re.M), shown
+
+    # Drop the pasted lines with a reason: they leave the open list, their record stays
+    ids = [e["id"] for e in not_json]
+    dropped = person("quarantine", "drop", *ids, "--why", "pasted by mistake", db=db_url).ok()
+    assert dropped.stdout.startswith("dropped 3 entries")
+    (still_open,) = person("quarantine", "list", "--json", db=db_url).json()
+    assert still_open["reason"] == "UNKNOWN_EVENT"
+    closed = {e["id"]: e for e in person("quarantine", "list", "--all", "--json", db=db_url).json()}
+    for qid in ids:
+        assert closed[qid]["resolution"] == "dropped: pasted by mistake"
+        assert closed[qid]["resolved_at"] is not None
+    assert person("status", "--json", db=db_url).json()["quarantined_open"] == 1
+    assert person("quarantine", "drop", ids[0], db=db_url).returncode == 2  # --why is required
+
+    # A replay says what became of each entry, then sums it up
+    replay = person("quarantine", "replay", db=db_url).ok().stdout
+    assert re.search(r"^id\s+now\s+reason$", replay, re.M)
+    assert replay.splitlines()[-1] == (
+        "replayed 1 entry: recorded 0, duplicates 0, still quarantined 1"
+    )
+
+
+def test_a_quarantine_table_from_before_sources_gains_the_column(
+    db_url: str, tmp_path: Path
+) -> None:
+    # The table as the previous release created it, holding one entry
+    ddl = (
+        "CREATE TABLE ledger_quarantine (id TEXT PRIMARY KEY, raw {blob} NOT NULL, "
+        "reason TEXT NOT NULL, detail TEXT NOT NULL, received_at_us BIGINT NOT NULL, "
+        "last_received_at_us BIGINT NOT NULL, times_received BIGINT NOT NULL, "
+        "resolved_at_us BIGINT, resolution TEXT)"
+    )
+    old_row = (
+        "INSERT INTO ledger_quarantine VALUES ('0123456789abcdef', {raw}, 'NOT_JSON', "
+        "'not JSON', 1, 1, 1, NULL, NULL)"
+    )
+    if db_url.startswith("sqlite"):
+        import sqlite3
+
+        with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+            conn.execute(ddl.format(blob="BLOB"))
+            conn.execute(old_row.format(raw="x'7b'"))
+    else:
+        import psycopg
+
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute(ddl.format(blob="bytea"))  # type: ignore[arg-type]
+            conn.execute(old_row.format(raw="'\\x7b'::bytea"))  # type: ignore[arg-type]
+    path = write_lines(tmp_path / "bad.jsonl", ["not json"])
+    person("ingest", path, db=db_url).ok()
+    sources = {
+        e["id"]: e["source"] for e in person("quarantine", "list", "--json", db=db_url).json()
+    }
+    assert sources.pop("0123456789abcdef") is None  # from before: no source known
+    assert list(sources.values()) == [f"{path} line 1"]

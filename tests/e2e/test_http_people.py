@@ -158,3 +158,16 @@ def test_the_docs_page_is_served_whole_and_lists_every_endpoint(
     # Nothing is fetched from elsewhere: no external script, style or link.
     assert not re.search(r"""(src|href)=['"]?https?://""", page.text)
     assert "<form class='call' data-path='/expiring'>" in page.text
+
+
+def test_a_quarantined_delivery_names_the_http_door_as_its_source(server: Server) -> None:
+    answer = server.post(f"not json {new_org()}".encode())
+    assert answer.status_code == 400
+    done = subprocess.run(
+        [str(CLI), "--db", server.db_url, "quarantine", "show", answer.json()["id"], "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert json.loads(done.stdout)["source"] == "HTTP delivery (POST /webhooks/capillary)"
