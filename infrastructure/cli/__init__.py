@@ -148,7 +148,7 @@ def build_parser(*, full: bool = True) -> argparse.ArgumentParser:
         choices=["memberships", "expiry"],
         help="memberships: one line per membership; expiry: one line per expiry date",
     )
-    _format(export, ("jsonl", "csv"), default="jsonl")
+    _format(export, ("jsonl", "csv", "table"), default="jsonl")
     arguments.time_travel(export)
 
     membership = command(

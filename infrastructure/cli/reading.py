@@ -55,12 +55,52 @@ def export(args: argparse.Namespace, ledger: Ledger) -> int:
     if args.format == "csv":
         write_csv(records, fields)
         return 0
+    if args.format == "table":
+        return _export_table(args.view, list(records))
     count = 0
     for record in records:
         print_json(record)
         count += 1
     if count == 0 and sys.stdout.isatty():
         note(f"no {args.view} to export: the ledger holds none")
+    return 0
+
+
+def _export_table(view: str, records: list[dict[str, Any]]) -> int:
+    if not records:
+        note(f"no {view} to export: the ledger holds none")
+        return 0
+    if view == "expiry":
+        print_table(EXPIRY_FIELDS, ([r[k] for k in EXPIRY_FIELDS] for r in records))
+        return 0
+    print_table(
+        (
+            "org",
+            "customer",
+            "program",
+            "status",
+            "tier",
+            "tier expires",
+            "membership expires",
+            "linked",
+            "events",
+        ),
+        (
+            [
+                r["org_id"],
+                r["customer_id"],
+                program(r["org_id"], r["partner_program_id"], {}, r["partner_program_name"]),
+                r["status"],
+                r["tier_number"],
+                r["tier_expiry_date"],
+                r["membership_expiry_date"],
+                r["linked_at"],
+                r["event_count"],
+            ]
+            for r in records
+        ),
+    )
+    print(f"{plural(len(records), 'membership')}")
     return 0
 
 

@@ -530,3 +530,61 @@ def test_a_quarantine_table_from_before_sources_gains_the_column(
     }
     assert sources.pop("0123456789abcdef") is None  # from before: no source known
     assert list(sources.values()) == [f"{path} line 1"]
+
+
+# --- the quickstart (item 10) ------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _checkout_with_a_logging_venv(tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the scripts, examples and pyproject beside a .venv whose python logs each
+    call (and answers pip without installing) and whose partner-ledger is the real one."""
+    checkout = tmp_path / "checkout"
+    (checkout / "scripts").mkdir(parents=True)
+    (checkout / "examples").mkdir()
+    for name in ("scripts/quickstart.sh", "examples/notifications.jsonl", "pyproject.toml"):
+        (checkout / name).write_bytes((ROOT / name).read_bytes())
+    bin_dir = checkout / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    log = tmp_path / "python.log"
+    python = bin_dir / "python"
+    python.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {log}\n'
+        'if [ "$1" = "-m" ] && [ "$2" = "pip" ]; then exit 0; fi\n'
+        f'exec {sys.executable} "$@"\n'
+    )
+    python.chmod(0o755)
+    (bin_dir / "partner-ledger").symlink_to(CLI)
+    return checkout, log
+
+
+def test_the_quickstart_ends_with_a_table_and_installs_only_when_needed(tmp_path: Path) -> None:
+    checkout, log = _checkout_with_a_logging_venv(tmp_path)
+    script = checkout / "scripts" / "quickstart.sh"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARTNER_LEDGER_")}
+    env["COLUMNS"] = "160"
+
+    def quickstart() -> str:
+        done = subprocess.run(
+            ["bash", str(script)], capture_output=True, text=True, timeout=TIMEOUT, env=env
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    first = quickstart()
+    assert "-m pip install" in log.read_text()  # no stamp yet: installs
+    log.write_text("")
+    again = quickstart()
+    assert "pip" not in log.read_text()  # installed and pyproject unchanged: no reinstall
+    for out in (first, again):
+        assert re.search(r"^org\s+customer\s+program\s+status\s+tier", out, re.M), out
+        assert re.search(r"^\d+ memberships$", out, re.M)
+        assert "export memberships" in out.splitlines()[-1]
+        assert not PYTHON_ISMS.search(out)
+    # A changed pyproject (a new dependency) installs again
+    with (checkout / "pyproject.toml").open("a") as pyproject:
+        pyproject.write("\n# changed\n")
+    quickstart()
+    assert "-m pip install" in log.read_text()
