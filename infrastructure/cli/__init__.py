@@ -106,10 +106,10 @@ def build_parser(*, full: bool = True) -> argparse.ArgumentParser:
         epilog=f"Times (T, K, DATE) are {FORMS}. Run 'partner-ledger COMMAND --help' for more.",
     )
     parser.add_argument("--version", action=_Version)
-    parser.add_argument("--db", default=None, help=DB_HELP)
+    parser.add_argument("--db", default=None, metavar="URL", help=DB_HELP)
     # --db is also accepted after the command; SUPPRESS keeps the one before it otherwise.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", default=argparse.SUPPRESS, help=DB_HELP)
+    common.add_argument("--db", default=argparse.SUPPRESS, metavar="URL", help=DB_HELP)
     data = argparse.ArgumentParser(add_help=False, parents=[common])
     data.add_argument(
         "--output", metavar="FILE", help="write to FILE instead of stdout (- is stdout)"

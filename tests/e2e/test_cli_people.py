@@ -588,3 +588,47 @@ def test_the_quickstart_ends_with_a_table_and_installs_only_when_needed(tmp_path
         pyproject.write("\n# changed\n")
     quickstart()
     assert "-m pip install" in log.read_text()
+
+
+# --- docs that match ---------------------------------------------------------------------
+
+OPTION = re.compile(r"(?<![\w-])--[a-z][a-z-]*")
+
+
+def _synopsis() -> dict[tuple[str, ...], set[str]]:
+    """README's synopsis: each command (with its action) and the options its lines name."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Command line", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    commands: dict[tuple[str, ...], set[str]] = {}
+    for line in block.splitlines():
+        words = line.replace("[--db URL]", "").split()
+        assert words[0] == "partner-ledger", line
+        rest = words[1:]
+        if rest[0].startswith("--"):
+            command: tuple[str, ...] = ()
+        elif rest[0] == "quarantine":
+            command = tuple(rest[:2])
+        else:
+            command = (rest[0],)
+        commands.setdefault(command, set()).update(OPTION.findall(line))
+    return commands
+
+
+def _usage_options(*command: str) -> set[str]:
+    text = person(*command, "--help", columns=1000).ok().stdout
+    usage = text.split("\n\n", 1)[0]
+    return set(OPTION.findall(usage)) - {"--help"}
+
+
+def test_every_option_in_the_readme_synopsis_exists_in_help_and_the_other_way_round() -> None:
+    synopsis = _synopsis()
+    top = person("--help", columns=1000).ok().stdout
+    listed = set(re.findall(r"^    (\w+)", top.split("commands:", 1)[1], re.M)) - {"COMMAND"}
+    assert {c[0] for c in synopsis if c} == listed, "every command is in the synopsis"
+    for command, documented in synopsis.items():
+        # README: --db before or after every command; --output FILE for all but serve
+        general = {"--db"} | ({"--output"} if command not in ((), ("serve",)) else set())
+        if command == ():
+            assert documented | {"--db"} == _usage_options()
+            continue
+        assert documented | general == _usage_options(*command), command
