@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    _check_window(args)
     handler = _handler(args.handler)
     if args.command == "completion":
         return int(handler(args, build_parser(full=True)))
@@ -60,6 +61,21 @@ def _run(args: argparse.Namespace) -> int:
 
     with open_ledger(settings) as ledger:
         return int(handler(args, ledger))
+
+
+def _check_window(args: argparse.Namespace) -> None:
+    """A window that ends before it starts can match nothing: say so before opening anything."""
+    start, end = getattr(args, "start", None), getattr(args, "end", None)
+    if start is not None and end is not None and end < start:
+        from domain.errors import LedgerError
+
+        raise LedgerError(f"--to {_shown(end)} is before --from {_shown(start)}: nothing can match")
+
+
+def _shown(value: Any) -> str:
+    if hasattr(value, "hour"):
+        return str(value.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+    return str(value)
 
 
 def _handler(name: str) -> Callable[..., Any]:

@@ -14,6 +14,7 @@ from domain.errors import LedgerError
 from domain.integrity import parse_anchor
 from domain.ledger import Ledger
 from infrastructure.cli.output import (
+    human,
     note,
     plural,
     print_fields,
@@ -90,8 +91,22 @@ def rebuild(args: argparse.Namespace, ledger: Ledger) -> int:
                 f"{report['removed']} removed"
             )
             for item in report["sample"]:
-                print(f"  {item['key']}: {item['before']} -> {item['after']}")
+                print(f"  {'/'.join(map(str, item['key']))}: {sample_text(item)}")
     return 0
+
+
+def sample_text(item: dict[str, Any]) -> str:
+    """One row a rebuild would change, as the fields that differ."""
+    before, after = item["before"], item["after"]
+    if before is None:
+        return "added"
+    if after is None:
+        return "removed"
+    return "; ".join(
+        f"{name.replace('_', ' ')}: {human(before.get(name))} → {human(value)}"
+        for name, value in after.items()
+        if before.get(name) != value
+    )
 
 
 def status(args: argparse.Namespace, ledger: Ledger) -> int:

@@ -36,7 +36,9 @@ TIMEOUT = 120
 PYTHON_ISMS = re.compile(r"\bNone\b|\bTrue\b|\bFalse\b|\(\d+, \d+, \d+\)|\b1 breaks\b")
 
 
-def person(*args: str | Path, db: str | None = None, columns: int = 100) -> Run:
+def person(
+    *args: str | Path, db: str | None = None, columns: int = 100, cwd: Path | None = None
+) -> Run:
     """One command as a person at a terminal COLUMNS wide would run it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARTNER_LEDGER_")}
     env["COLUMNS"] = str(columns)
@@ -48,6 +50,7 @@ def person(*args: str | Path, db: str | None = None, columns: int = 100) -> Run:
         timeout=TIMEOUT,
         env=env,
         stdin=subprocess.DEVNULL,
+        cwd=cwd,
     )
     return Run(command, done.returncode, done.stdout, done.stderr)
 
@@ -135,8 +138,17 @@ def test_an_empty_result_says_so_and_a_reversed_window_is_an_error(
         "history", "--org", "7", "--from", "2001-01-01", "--to", "2001-01-02", db=db_url
     )
     assert period.returncode == 0 and "nothing was recorded for org 7" in period.stderr
-    reversed_ = person("history", "--org", "7", "--from", "2023-05-12", "--to", "2023-05-11")
-    assert "is before --from" in reversed_.failed_with_one_sentence()
+    # A reversed window is refused before anything is opened (here: the default ledger.db)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    reversed_ = person(
+        "history", "--org", "7", "--from", "2023-05-12", "--to", "2023-05-11", cwd=elsewhere
+    )
+    assert reversed_.failed_with_one_sentence() == (
+        "partner-ledger: --to 2023-05-11T23:59:59.999Z is before --from "
+        "2023-05-12T00:00:00.000Z: nothing can match"
+    )
+    assert list(elsewhere.iterdir()) == []
     backwards = person("expiring", "--from", "2030-01-02", "--to", "2030-01-01", db=db_url)
     assert "is before --from" in backwards.failed_with_one_sentence()
 
