@@ -92,7 +92,6 @@ class QuarantineRow:
     detail: str
     received_at_us: int
     is_receipt: bool = True
-    source: str | None = None  # where it came from: "FILE line N", an HTTP delivery
 
 
 @dataclass(frozen=True)
@@ -144,6 +143,8 @@ class LedgerStore(AuditStore, Protocol):
     def quarantine_entry(self, id_prefix: str) -> list[dict[str, Any]]: ...
 
     def drop_quarantined(self, ids: Sequence[str], *, why: str, at_us: int) -> list[str]: ...
+
+    def keep_sources(self, sources: dict[str, str]) -> None: ...
 
     def counts(self) -> dict[str, int]: ...
 
@@ -211,7 +212,17 @@ class Ledger(Application[UUID]):
             sources = [sources] * len(payloads)
         elif len(sources) != len(payloads):
             raise ValueError("one source per payload")
-        return self._record_with_retry(payloads, parsed, received, resolving=None, sources=sources)
+        outcomes = self._record_with_retry(payloads, parsed, received, resolving=None)
+        # Where each quarantined payload came from, noted once the batch has committed (the
+        # entry and its bytes are in that commit; a crash before this leaves the source unknown).
+        found = {
+            outcome.quarantine_id: source
+            for outcome, source in zip(outcomes, sources, strict=True)
+            if outcome.quarantine_id and source
+        }
+        if found:
+            self.store.keep_sources(found)
+        return outcomes
 
     def _record_with_retry(
         self,
@@ -219,7 +230,6 @@ class Ledger(Application[UUID]):
         parsed: Sequence[Notification | InvalidNotificationError],
         received_at_us: int,
         resolving: Sequence[str] | None,
-        sources: Sequence[str | None] | None = None,
     ) -> list[Outcome]:
         with self.store.writing():
             for attempt in range(MAX_ATTEMPTS):
@@ -234,7 +244,6 @@ class Ledger(Application[UUID]):
                         received_at_us,
                         resolving,
                         use_heads=attempt < TRUST_HEADS_ATTEMPTS,
-                        sources=sources,
                     )
                 except IntegrityError:
                     self.conflicts += 1
@@ -254,7 +263,6 @@ class Ledger(Application[UUID]):
         resolving: Sequence[str] | None,
         *,
         use_heads: bool,
-        sources: Sequence[str | None] | None = None,
     ) -> list[Outcome]:
         valid = [item for item in parsed if isinstance(item, Notification)]
         known_ids, known_fingerprints = self.store.find_recorded(
@@ -283,7 +291,7 @@ class Ledger(Application[UUID]):
         outcomes: list[Outcome] = []
         pending: list[tuple[PartnerMembership, int]] = []
         quarantine: list[QuarantineRow] = []
-        for index, (raw, item) in enumerate(zip(payloads, decisions, strict=True)):
+        for raw, item in zip(payloads, decisions, strict=True):
             if isinstance(item, InvalidNotificationError):
                 row = QuarantineRow(
                     quarantine_id(raw),
@@ -292,7 +300,6 @@ class Ledger(Application[UUID]):
                     item.detail,
                     received_at_us,
                     is_receipt=resolving is None,
-                    source=sources[index] if sources else None,
                 )
                 quarantine.append(row)
                 outcomes.append(

@@ -292,6 +292,17 @@ class LedgerQueries:
             row["raw"] = bytes(row["raw"])
         return rows
 
+    def keep_sources(self, sources: dict[str, str]) -> None:
+        """Note where quarantine entries came from; the first source known stays."""
+        with self.datastore.transaction(commit=True) as curs:
+            for qid, source in sources.items():
+                curs.execute(
+                    self.sql(
+                        "UPDATE ledger_quarantine SET source = %s WHERE id = %s AND source IS NULL"
+                    ),
+                    (source, qid),
+                )
+
     def drop_quarantined(self, ids: Sequence[str], *, why: str, at_us: int) -> list[str]:
         """Close open entries as dropped, with why and when; their bytes stay. Returns the
         ids closed (an entry already closed is left as it was)."""

@@ -7,7 +7,8 @@ The library's recorders store events; ours also write, in the **same transaction
   permanent and atomic with the write: two concurrent deliveries of one notification cannot
   both commit; the loser gets an ``IntegrityError`` and the ledger retries, finding a duplicate.
 - ``ledger_quarantine``: raw bytes of every payload that could not be recorded, keyed by the
-  SHA-256 of those bytes, with a reason code, a sentence, and receipt times.
+  SHA-256 of those bytes, with a reason code, a sentence, receipt times, and where it came from
+  (``source``, nullable: a column added after the first release, migrated on start-up).
 
 The rows travel as keyword arguments of ``Application.save()``, which the library passes down
 to ``insert_events()``.
@@ -122,11 +123,8 @@ class LedgerTables(LedgerQueries):
             curs.execute(
                 self.sql(
                     "INSERT INTO ledger_quarantine (id, raw, reason, detail, received_at_us, "
-                    "last_received_at_us, times_received, source) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, 1, %s) "
+                    "last_received_at_us, times_received) VALUES (%s, %s, %s, %s, %s, %s, 1) "
                     "ON CONFLICT (id) DO UPDATE SET reason = excluded.reason, "
-                    # Where it first came from stays; a replay knows no source.
-                    "source = COALESCE(ledger_quarantine.source, excluded.source), "
                     "detail = excluded.detail, resolved_at_us = NULL, resolution = NULL, "
                     # A replay is not a receipt: only a new delivery moves these two.
                     "last_received_at_us = CASE WHEN %s = 1 THEN excluded.last_received_at_us "
@@ -140,7 +138,6 @@ class LedgerTables(LedgerQueries):
                     row.detail,
                     row.received_at_us,
                     row.received_at_us,
-                    row.source,
                     1 if row.is_receipt else 0,
                     1 if row.is_receipt else 0,
                 ),
