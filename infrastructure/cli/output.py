@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-Names = Mapping[tuple[int, int], str]
+Names = Mapping[tuple[int, int], str | None]
 
 
 def csv_value(value: Any) -> Any:
