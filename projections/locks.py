@@ -154,8 +154,8 @@ class _AdvisoryLock:
 # --- SQLite: byte-range locks in one file ------------------------------------------------
 
 
-def _offset(name: str) -> int:
-    """The byte that stands for ``name``: distinct for the few names in use (a unit test
+def lock_byte(name: str) -> int:
+    """The byte of the lock file that stands for ``name``: distinct for the names in use (a test
     checks), below 2**30 so that any off_t holds it."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") >> 2
 
@@ -186,7 +186,7 @@ _files_guard = threading.Lock()
 class _RangeLock:
     def __init__(self, path: Path, name: str, *, timeout: float) -> None:
         self.name = name
-        self.offset = _offset(name)
+        self.offset = lock_byte(name)
         deadline = time.monotonic() + timeout
         self.file, self.thread_lock = _share(path.absolute(), name)
         try:
