@@ -67,10 +67,8 @@ def _holds_ledger(settings: Settings) -> bool:
             user=env["POSTGRES_USER"],
             password=env["POSTGRES_PASSWORD"],
             connect_timeout=settings.connect_timeout_seconds,
-        ) as connection:
-            row = connection.execute(
-                "SELECT to_regclass(%s) IS NOT NULL", (LEDGER_TABLE,)
-            ).fetchone()
+        ) as server:
+            row = server.execute("SELECT to_regclass(%s) IS NOT NULL", (LEDGER_TABLE,)).fetchone()
             return bool(row and row[0])
     try:  # mode=rw: open an existing file, never create one
         connection = sqlite3.connect(f"file:{quote(_sqlite_path(settings))}?mode=rw", uri=True)
