@@ -110,7 +110,7 @@ class _AdvisoryLock:
             **params,
             autocommit=True,
             connect_timeout=5,
-            application_name=f"partner-ledger lock {name}"[:63],
+            application_name=f"partner-ledger lock {name} pid {os.getpid()}"[:63],
             options=f"-c statement_timeout={STATEMENT_DEADLINE_MS}",
             # A silent network: notice within seconds rather than the kernel's hours.
             keepalives=1,

@@ -31,6 +31,7 @@ from projections.locks import lock_byte
 from projections.runner import Projector
 from projections.views import VIEWS
 from tests.conftest import generated
+from tests.e2e.http_server import running_server
 
 CLI = Path(sys.executable).parent / "partner-ledger"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "notifications.jsonl"
@@ -238,6 +239,55 @@ def test_a_follower_whose_lock_another_process_took_writes_nothing_more_and_exit
         # The next follower (here a plain catch-up) brings them to the head.
         assert subprocess.run([str(CLI), "--db", db_url, "project"], timeout=120).returncode == 0
         assert positions(ledger) == [Projector(ledger).head()] * len(VIEWS)
+
+
+def holding_processes(db_url: str) -> dict[str, str]:
+    """Each follow lock's holder, as the process id its session names."""
+    with psycopg.connect(db_url, autocommit=True, connect_timeout=5) as connection:
+        held = {}
+        for name in FOLLOW_LOCKS:
+            row = connection.execute(
+                f"SELECT application_name FROM pg_stat_activity WHERE pid = ({HOLDERS})",
+                {"key": f"partner-ledger:{name}"},
+            ).fetchone()
+            if row:
+                held[name] = row[0].rsplit(" pid ", 1)[-1]
+        return held
+
+
+def test_service_workers_that_lose_the_follow_locks_leave_one_follower_that_keeps_views_current(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    payloads = generated(60, seed=85)
+    with running_server(postgres_url, tmp_path, "--workers", "2") as server:
+        for payload in payloads[:30]:
+            assert server.post(payload).status_code == 200
+        deadline = time.monotonic() + NOTICE_SECONDS
+        while len(holding_processes(postgres_url)) < len(FOLLOW_LOCKS):
+            assert time.monotonic() < deadline, "no worker follows"
+            time.sleep(0.1)
+        # An outage ends the sessions holding the follow locks; the workers go on.
+        end_the_lock(postgres_url)
+        deadline = time.monotonic() + NOTICE_SECONDS
+        while "lost the lock" not in server.log():
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.1)
+        # One worker follows again, holding every follow lock itself.
+        deadline = time.monotonic() + NOTICE_SECONDS
+        while len(holding_processes(postgres_url)) < len(FOLLOW_LOCKS):
+            assert time.monotonic() < deadline, "no worker took the locks again"
+            time.sleep(0.1)
+        assert len(set(holding_processes(postgres_url).values())) == 1
+        # And what is written now reaches the views.
+        answers = [server.post(payload) for payload in payloads[30:]]
+        assert {answer.status_code for answer in answers} == {200}
+        last = max(answer.json().get("position") or 0 for answer in answers)
+        assert last > 0
+        deadline = time.monotonic() + 60
+        while server.get("/tiers", min_position=last).status_code != 200:
+            assert time.monotonic() < deadline, "the views stopped moving"
+            time.sleep(0.2)
+    assert "Traceback" not in server.log()
 
 
 # --- one lock file per SQLite ledger (issue 14, item 3) ------------------------------------
