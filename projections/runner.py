@@ -429,8 +429,10 @@ class Projector:
                     try:
                         self.catch_up()
                     except LockLostError as error:
-                        report(error)
-                        continue  # take them again before anything else
+                        with contextlib.suppress(LockLostError):
+                            locks.check()  # its own: `_still_leading` says so, takes them again
+                            report(error)  # a rebuild's lock: that rebuild stopped
+                        continue
                     except (PositionConflictError, RebuildError, LockHeldError) as error:
                         report(error)  # LockHeldError: another process rebuilds a view
                     except Exception as error:
