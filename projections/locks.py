@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 import psycopg
 
-from domain.errors import LedgerError
+from domain.errors import LedgerError, StorageUnavailableError
 
 STATEMENT_DEADLINE_MS = 5000  # a lock connection's every statement, the check included
 _POLL_SECONDS = 0.05
@@ -236,7 +236,12 @@ def _share(path: Path, name: str) -> tuple[_LockFile, threading.Lock]:
     with _files_guard:
         file = _files.get(path)
         if file is None or file.replaced():
-            file = _files[path] = _LockFile(path)
+            try:
+                file = _files[path] = _LockFile(path)
+            except OSError as error:
+                raise StorageUnavailableError(
+                    f"cannot open the lock file {path}: {error.strerror or error}"
+                ) from None
         file.users += 1
         return file, file.threads.setdefault(name, threading.Lock())
 
