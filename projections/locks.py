@@ -13,7 +13,8 @@ Used so that only one follower per view runs, and only one rebuild per view at a
   file, and closing any descriptor of the file drops them all: so a process shares one
   descriptor per lock file, and its threads exclude each other with a lock per name.
 
-Every wait has a deadline: ``timeout`` seconds (0: try once), then `LockHeldError`.
+Every wait has a deadline: ``timeout`` seconds (0: try once), then `LockHeldError`; a wait
+also ends, with `LockHeldError`, as soon as its ``cancel`` event is set (a follower told to stop).
 """
 
 from __future__ import annotations
@@ -68,13 +69,16 @@ def lock_file_path(datastore: Any) -> Path:
     return Path(f"{datastore.pool.db_name}.lock")
 
 
-def acquire(datastore: Any, name: str, *, timeout: float = 0.0) -> HeldLock:
-    """Take the lock ``name``, waiting at most ``timeout`` seconds; `LockHeldError` if
-    another process holds it then."""
+def acquire(
+    datastore: Any, name: str, *, timeout: float = 0.0, cancel: threading.Event | None = None
+) -> HeldLock:
+    """Take the lock ``name``, waiting at most ``timeout`` seconds (or until ``cancel`` is
+    set); `LockHeldError` if another process holds it then."""
+    patience = _Patience(name, timeout, cancel)
     params = postgres_params(datastore)
     if params is not None:
-        return _AdvisoryLock(params, name, timeout=timeout)
-    return _RangeLock(lock_file_path(datastore), name, timeout=timeout)
+        return _AdvisoryLock(params, name, patience)
+    return _RangeLock(lock_file_path(datastore), name, patience)
 
 
 @contextmanager
@@ -87,9 +91,24 @@ def exclusive(datastore: Any, name: str, *, timeout: float = 0.0) -> Iterator[He
         held.release()
 
 
-def _held_elsewhere(name: str, timeout: float) -> LockHeldError:
-    waited = f" (waited {timeout:g} s)" if timeout > 0 else ""
-    return LockHeldError(f"another process holds the lock {name!r}{waited}")
+class _Patience:
+    """How long a taker waits for a lock: until a deadline, or until it is told to stop."""
+
+    def __init__(self, name: str, timeout: float, cancel: threading.Event | None) -> None:
+        self.name = name
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        self.cancel = cancel
+
+    def pause(self) -> None:
+        """Wait a moment before trying again; `LockHeldError` when there is no time left."""
+        if time.monotonic() >= self.deadline:
+            waited = f" (waited {self.timeout:g} s)" if self.timeout > 0 else ""
+            raise LockHeldError(f"another process holds the lock {self.name!r}{waited}")
+        if self.cancel is None:
+            time.sleep(_POLL_SECONDS)
+        elif self.cancel.wait(_POLL_SECONDS):
+            raise LockHeldError(f"stopped waiting for the lock {self.name!r}")
 
 
 # --- PostgreSQL --------------------------------------------------------------------------
@@ -103,7 +122,7 @@ _HOLDS = (
 
 
 class _AdvisoryLock:
-    def __init__(self, params: dict[str, Any], name: str, *, timeout: float) -> None:
+    def __init__(self, params: dict[str, Any], name: str, patience: _Patience) -> None:
         self.name = name
         self.key = f"partner-ledger:{name}"
         self.connection = psycopg.connect(
@@ -120,11 +139,8 @@ class _AdvisoryLock:
             tcp_user_timeout=STATEMENT_DEADLINE_MS,
         )
         try:
-            deadline = time.monotonic() + timeout
             while not self._try():
-                if time.monotonic() >= deadline:
-                    raise _held_elsewhere(name, timeout)
-                time.sleep(_POLL_SECONDS)
+                patience.pause()
         except BaseException:
             self.connection.close()
             raise
@@ -184,26 +200,18 @@ _files_guard = threading.Lock()
 
 
 class _RangeLock:
-    def __init__(self, path: Path, name: str, *, timeout: float) -> None:
+    def __init__(self, path: Path, name: str, patience: _Patience) -> None:
         self.name = name
         self.offset = lock_byte(name)
-        deadline = time.monotonic() + timeout
         self.file, self.thread_lock = _share(path.absolute(), name)
         try:
             # Another thread of this process first (record locks would not see it), then
             # other processes.
-            taken = (
-                self.thread_lock.acquire(timeout=timeout)
-                if timeout > 0
-                else self.thread_lock.acquire(blocking=False)
-            )
-            if not taken:
-                raise _held_elsewhere(name, timeout)
+            while not self.thread_lock.acquire(blocking=False):
+                patience.pause()
             try:
                 while not self._try():
-                    if time.monotonic() >= deadline:
-                        raise _held_elsewhere(name, timeout)
-                    time.sleep(_POLL_SECONDS)
+                    patience.pause()
             except BaseException:
                 self.thread_lock.release()
                 raise
@@ -259,10 +267,18 @@ class LockSet:
     """Several locks taken together, in name order (so two takers cannot deadlock), checked
     together, released together."""
 
-    def __init__(self, datastore: Any, names: list[str], *, timeout: float = 0.0) -> None:
+    def __init__(
+        self,
+        datastore: Any,
+        names: list[str],
+        *,
+        timeout: float = 0.0,
+        cancel: threading.Event | None = None,
+    ) -> None:
         self.datastore = datastore
         self.names = sorted(names)
         self.timeout = timeout
+        self.cancel = cancel
         self.held: list[HeldLock] = []
 
     def take(self) -> None:
@@ -272,7 +288,9 @@ class LockSet:
         try:
             for name in self.names:
                 remaining = max(deadline - time.monotonic(), 0.0)
-                self.held.append(acquire(self.datastore, name, timeout=remaining))
+                self.held.append(
+                    acquire(self.datastore, name, timeout=remaining, cancel=self.cancel)
+                )
         except BaseException:
             self.release()
             raise

@@ -76,6 +76,7 @@ class Projector:
         # Called before every write to a view: raises `LockLostError` when a lock that
         # guards the writing is gone (see `_guarded`).
         self._check_locks: Callable[[], None] = _no_check
+        self._stopping: threading.Event | None = None  # a follower's stop: ends lock waits
 
     def head(self) -> int:
         return int(self.recorder.max_notification_id() or 0)
@@ -258,6 +259,7 @@ class Projector:
             self.recorder.datastore,
             [f"rebuild-{view.name}" for view in views],
             timeout=self.rebuild_wait_seconds,
+            cancel=self._stopping,
         )
         locks.take()
         with contextlib.ExitStack() as held:
@@ -420,6 +422,7 @@ class Projector:
         locks = LockSet(self.recorder.datastore, [f"follow-{name}" for name in VIEWS])
         locks.take()
         waiter = _Waiter(self.recorder, backstop_seconds if self.postgres else poll_seconds)
+        self._stopping = stop
         try:
             with waiter, self._guarded(locks.check):
                 while not stop.is_set():
@@ -434,13 +437,15 @@ class Projector:
                             report(error)  # a rebuild's lock: that rebuild stopped
                         continue
                     except (PositionConflictError, RebuildError, LockHeldError) as error:
-                        report(error)  # LockHeldError: another process rebuilds a view
+                        if not stop.is_set():  # LockHeldError: another process rebuilds
+                            report(error)
                     except Exception as error:
                         # Database gone for a moment: say so and try again, do not die.
                         report(error)
                         stop.wait(1.0)
                     waiter.wait(stop)
         finally:
+            self._stopping = None
             locks.release()
 
     # --- status --------------------------------------------------------------------------

@@ -241,6 +241,39 @@ def test_a_follower_whose_lock_another_process_took_writes_nothing_more_and_exit
         assert positions(ledger) == [Projector(ledger).head()] * len(VIEWS)
 
 
+@contextmanager
+def holding(db_url: str, names: list[str]) -> Iterator[None]:
+    """Hold locks in this process, as another process's long rebuild would."""
+    if Settings(db=db_url).is_postgres:
+        with psycopg.connect(db_url, autocommit=True, connect_timeout=5) as connection:
+            for name in names:
+                connection.execute(
+                    "SELECT pg_advisory_lock(hashtext(%s))", (f"partner-ledger:{name}",)
+                )
+            yield
+        return
+    with lock_file(db_url).open("a") as handle:
+        for name in names:
+            fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, lock_byte(name))
+        yield
+
+
+def test_a_follower_waiting_for_another_process_to_finish_a_rebuild_stops_when_told(
+    db_url: str,
+) -> None:
+    with open_ledger(Settings(db=db_url)) as ledger:
+        ledger.receive(generated(100, seed=86))  # no views yet: the first pass builds them
+    rebuilding = sorted(f"rebuild-{name}" for name in VIEWS)
+    with holding(db_url, rebuilding), following(db_url) as follower:
+        # Its first pass waits for the rebuild locks (for up to 300 s).
+        time.sleep(2)
+        assert follower.process.poll() is None
+        # SIGTERM ends the wait: the follower stops at once, as it would between batches.
+        follower.process.send_signal(signal.SIGTERM)
+        assert follower.exit_status(timeout=15) == 0
+        assert follower.lines == ["following the log; Ctrl-C to stop"]
+
+
 def holding_processes(db_url: str) -> dict[str, str]:
     """Each follow lock's holder, as the process id its session names."""
     with psycopg.connect(db_url, autocommit=True, connect_timeout=5) as connection:
