@@ -59,7 +59,8 @@ def _run(args: argparse.Namespace) -> int:
         return int(handler(args, settings))
     from infrastructure.wiring import open_ledger
 
-    with open_ledger(settings) as ledger:
+    # Only the commands that record may make a new ledger; the others need one.
+    with open_ledger(settings, create=getattr(args, "creates_ledger", False)) as ledger:
         return int(handler(args, ledger))
 
 
@@ -155,6 +156,7 @@ def build_parser(*, full: bool = True) -> argparse.ArgumentParser:
         metavar="N",
         help="payloads per transaction (default 500)",
     )
+    ingest.set_defaults(creates_ledger=True)
 
     export = command(
         "export", "infrastructure.cli.reading:export", "write a view as JSON Lines or CSV"
@@ -291,6 +293,7 @@ def build_parser(*, full: bool = True) -> argparse.ArgumentParser:
         help="events per transaction (default 2000)",
     )
     project.add_argument("--json", action="store_true", help=JSON_HELP)
+    project.set_defaults(creates_ledger=True)
 
     rebuild = command(
         "rebuild", "infrastructure.cli.operating:rebuild", "rebuild views blue/green from the log"
