@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Final, Literal, Protocol, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -28,9 +28,11 @@ from eventsourcing.persistence import (
     StoredEvent,
     Transcoding,
 )
+from eventsourcing.utils import Environment, EnvType, strtobool
 
 from domain.audit import AuditStore
 from domain.errors import (
+    ConfigurationError,
     InvalidNotificationError,
     LedgerError,
     MembershipNotFoundError,
@@ -169,6 +171,33 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
+# What the ledger's recorders support of the library's settings: the two stores, each with
+# our own recorder, and events stored as plain JSON (the recorders hash, chain and read the
+# stored bytes themselves, and write their rows beside the library's own insert).
+PERSISTENCE_MODULES: Final = {
+    "eventsourcing.sqlite": "infrastructure.recorders:SQLiteLedgerRecorder",
+    "eventsourcing.postgres": "infrastructure.recorders:PostgresLedgerRecorder",
+}
+UNSUPPORTED_SETTINGS: Final = {
+    "COMPRESSOR_TOPIC": "compressed events",
+    "CIPHER_TOPIC": "encrypted events (identifiers are sealed per customer instead)",
+    "CIPHER_KEY": "encrypted events (identifiers are sealed per customer instead)",
+    "TRANSCODER_TOPIC": "another transcoder",
+    "MAPPER_TOPIC": "another mapper",
+    "POSTGRES_SCHEMA": "another PostgreSQL schema",
+    "POSTGRES_GET_PASSWORD_TOPIC": "a password function",
+    "TRACKING_RECORDER_TOPIC": "a tracking recorder",
+    "PROCESS_RECORDER_TOPIC": "a process recorder",
+    "INFRASTRUCTURE_FACTORY": "another persistence module",
+    "FACTORY_TOPIC": "another persistence module",
+}
+UNSUPPORTED_FLAGS: Final = {
+    "POSTGRES_ENABLE_DB_FUNCTIONS": "PostgreSQL functions for the insert (they bypass the "
+    "inbox, heads and quarantine)",
+    "IS_SNAPSHOTTING_ENABLED": "snapshots",
+}
+
+
 class Ledger(Application[UUID]):
     """The partner-membership ledger."""
 
@@ -177,6 +206,15 @@ class Ledger(Application[UUID]):
     def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(env)
         self.conflicts = 0
+
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        """The library's settings from ``env`` alone. The library's own version merges the
+        whole process environment (``PARTNERLEDGER_SQLITE_DBNAME``, ``COMPRESSOR_TOPIC``...)
+        over what the validated settings rendered; here nothing but ``env`` counts, and a
+        setting our recorders do not support is refused (`ConfigurationError`)."""
+        given = dict(env or {})
+        check_library_settings(given)
+        return Environment(name, given)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -448,6 +486,37 @@ class Ledger(Application[UUID]):
             self.repository.get(mid).state for mid in self.store.membership_ids()
         ]
         yield from sorted(states, key=lambda s: (s.org_id, s.customer_id, s.partner_program_id))
+
+
+def check_library_settings(env: dict[str, str]) -> None:
+    """Refuse, with one sentence, library settings the ledger's recorders do not support."""
+    module = env.get("PERSISTENCE_MODULE", "")
+    if module not in PERSISTENCE_MODULES:
+        raise ConfigurationError(
+            f"the ledger cannot use the persistence module {module or '(none)'!r}: "
+            "it stores events in SQLite or PostgreSQL only"
+        )
+    recorder = env.get("APPLICATION_RECORDER_TOPIC")
+    if recorder != PERSISTENCE_MODULES[module]:
+        raise ConfigurationError(
+            f"the ledger cannot use the application recorder {recorder!r}: "
+            f"{module} needs {PERSISTENCE_MODULES[module]}"
+        )
+    for key, value in sorted(env.items()):
+        what = UNSUPPORTED_SETTINGS.get(key)
+        if what is None and key in UNSUPPORTED_FLAGS and _true(value):
+            what = UNSUPPORTED_FLAGS[key]
+        if what is None and key.startswith(f"{Ledger.name.upper()}_"):
+            what = "settings named after the application"
+        if what is not None and value != "":
+            raise ConfigurationError(f"the ledger does not support {what} (library setting {key})")
+
+
+def _true(value: str) -> bool:
+    try:
+        return bool(strtobool(value))
+    except ValueError:
+        return True  # neither true nor false: not a value the ledger can vouch for
 
 
 def parse_all(payloads: Sequence[bytes]) -> list[Notification | InvalidNotificationError]:

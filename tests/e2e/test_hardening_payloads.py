@@ -1,0 +1,127 @@
+"""Issue 11 (payloads and settings), end to end: the real ``partner-ledger`` command, and a
+real ``serve`` where the webhook applies, on a fresh SQLite file and a fresh PostgreSQL
+database (the ``db_url`` fixture).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.e2e.http_server import running_server
+
+CLI = Path(sys.executable).parent / "partner-ledger"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples" / "notifications.jsonl"
+TIMEOUT = 120
+
+
+def run(
+    *args: str | Path, db: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PARTNER_LEDGER_")}
+    return subprocess.run(
+        [str(CLI), "--db", db, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        cwd=cwd,
+        env=clean | (env or {}),
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def ok(completed: subprocess.CompletedProcess[str]) -> str:
+    assert completed.returncode == 0, (completed.args, completed.stderr)
+    assert completed.stderr == "", completed.stderr
+    return completed.stdout
+
+
+def summary(completed: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    result = json.loads(ok(completed))
+    assert isinstance(result, dict)
+    return result
+
+
+def rows(db: str, query: str, *, cwd: Path | None = None) -> list[tuple[Any, ...]]:
+    """Ask the store directly: what was written, not what was said. ``EVENTS`` names the
+    events table (the library names it after the application on PostgreSQL)."""
+    if db.startswith("sqlite:///"):
+        query = query.replace("EVENTS", "stored_events")
+        path = Path(db.removeprefix("sqlite:///"))
+        with sqlite3.connect((cwd or Path.cwd()) / path) as conn:
+            return conn.execute(query).fetchall()
+    with psycopg.connect(db, autocommit=True) as conn:
+        return conn.execute(query.replace("EVENTS", "partnerledger_events")).fetchall()  # type: ignore[arg-type]
+
+
+# --- item 3: stray library settings in the environment -----------------------------------
+
+STRAY = {
+    "POSTGRES_ENABLE_DB_FUNCTIONS": "y",
+    "PARTNERLEDGER_SQLITE_DBNAME": "b.db",
+    "SQLITE_DBNAME": "c.db",
+    "PARTNERLEDGER_POSTGRES_DBNAME": "elsewhere",
+    "COMPRESSOR_TOPIC": "eventsourcing.compressor:ZlibCompressor",
+    "PERSISTENCE_MODULE": "eventsourcing.popo",
+    "IS_SNAPSHOTTING_ENABLED": "y",
+}
+
+
+def test_library_settings_in_the_environment_change_nothing(db_url: str, tmp_path: Path) -> None:
+    # A relative SQLite path, so that a stray SQLITE_DBNAME would show as another file here.
+    db = "sqlite:///a.db" if db_url.startswith("sqlite") else db_url
+    # Ingest with every stray setting set: the inbox and heads are written as always.
+    first = summary(run("ingest", EXAMPLES, "--json", db=db, cwd=tmp_path, env=STRAY))
+    assert first["recorded"] > 250
+    events = rows(db, "SELECT count(*) FROM EVENTS", cwd=tmp_path)[0][0]
+    inbox = rows(db, "SELECT count(*) FROM ledger_inbox", cwd=tmp_path)[0][0]
+    heads = rows(db, "SELECT count(*) FROM ledger_heads", cwd=tmp_path)[0][0]
+    quarantined = rows(db, "SELECT count(*) FROM ledger_quarantine", cwd=tmp_path)[0][0]
+    assert events == inbox == first["recorded"]
+    assert heads > 0 and quarantined == first["quarantined"]
+    # Stored as plain JSON (not compressed): the bytes of every event start with '{'.
+    states = rows(db, "SELECT state FROM EVENTS", cwd=tmp_path)
+    assert all(bytes(state).startswith(b"{") for (state,) in states)
+    # The same file again, still with the stray settings: all duplicates.
+    again = summary(run("ingest", EXAMPLES, "--json", db=db, cwd=tmp_path, env=STRAY))
+    assert again["recorded"] == 0
+    assert again["duplicates"] == first["recorded"] + first["duplicates"]
+    # Verify, history and rebuild work with and without the stray settings.
+    for env in (STRAY, {}):
+        verified = summary(run("verify", "--json", db=db, cwd=tmp_path, env=env))
+        assert verified["ok"] is True, verified
+        history = ok(run("history", "151197", "6809254", "45", "--json", db=db, cwd=tmp_path))
+        assert "partnerProgramLinked" in history
+        ok(run("rebuild", db=db, cwd=tmp_path, env=env))
+    # Everything landed in the database --db named, and nowhere else.
+    if db.startswith("sqlite"):
+        assert sorted(p.name for p in tmp_path.glob("*.db")) == ["a.db"]
+
+
+def test_an_unsupported_library_setting_is_refused_in_one_sentence() -> None:
+    from domain.errors import ConfigurationError
+    from domain.ledger import Ledger
+
+    with pytest.raises(ConfigurationError) as refused:
+        Ledger(
+            env={
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": ":memory:",
+                "APPLICATION_RECORDER_TOPIC": "infrastructure.recorders:SQLiteLedgerRecorder",
+                "COMPRESSOR_TOPIC": "eventsourcing.compressor:ZlibCompressor",
+            }
+        )
+    assert str(refused.value) == (
+        "the ledger does not support compressed events (library setting COMPRESSOR_TOPIC)"
+    )
+    with pytest.raises(ConfigurationError, match="persistence module 'eventsourcing.popo'"):
+        Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
