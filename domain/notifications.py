@@ -11,9 +11,11 @@ message (never per event type):
 
 Normalization: every key is stripped at every depth (``"orgId "`` is ``orgId``), so is every
 string value (``"Drivers "`` is ``Drivers``); mobile numbers lose all inner whitespace. Ids are
-integers (int, integral float or digit string); ``createdAt`` is epoch milliseconds and is the
-occurrence time (``timeStamp`` in shape A is delivery time). Anything that does not fit raises
-`InvalidNotificationError` with a stable reason code and a sentence naming each offending field.
+integers (int, digit string, or a JSON number with a fraction or exponent whose exact decimal
+value is an integer: ``9007199254740993.0`` is 9007199254740993); ``createdAt`` is epoch
+milliseconds and is the occurrence time (``timeStamp`` in shape A is delivery time). Anything
+that does not fit raises `InvalidNotificationError` with a stable reason code and a sentence
+naming each offending field.
 Payload key names never leave this module: the rest of the ledger sees `Notification` only.
 """
 
@@ -24,6 +26,7 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, Any, Final, Self
@@ -96,6 +99,8 @@ def _integer(value: Any, *, minimum: int) -> int:
         number = None
     elif isinstance(value, int):
         number = value
+    elif isinstance(value, DecimalNumber):
+        number = value.integer()
     elif (isinstance(value, float) and value.is_integer()) or (
         isinstance(value, str) and _INTEGER.fullmatch(value)
     ):
@@ -154,6 +159,10 @@ def _calendar_date(value: Any) -> date | None:
 
 
 def _text(value: Any) -> str | None:
+    if isinstance(value, DecimalNumber):
+        # As release 1 wrote such a number as text (through a float), so that the
+        # fingerprint of a redelivered payload does not change.
+        return str(float(value))
     if value is None or isinstance(value, str):
         return value or None
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -268,7 +277,12 @@ def parse_notification(raw: bytes | str) -> Notification:
     """Parse and normalize one payload, or raise `InvalidNotificationError`."""
     try:
         text = raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw
-        body = json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
+        body = json.loads(
+            text,
+            parse_constant=_reject_constant,
+            parse_int=_parse_int,
+            parse_float=DecimalNumber,
+        )
     except UnicodeDecodeError as error:
         raise InvalidNotificationError(
             Reason.NOT_JSON, f"the body is not UTF-8 ({error.reason} at byte {error.start})"
@@ -292,6 +306,34 @@ def _storable(text: str, *, decoded: bool) -> bool:
 class LongNumber(str):
     """A JSON integer too long to be any id; kept as its digits so that validation can name
     the field (Python refuses to convert integers of more than 4,300 digits)."""
+
+
+# The largest decimal exponent an id (at most 2^63-1, 19 digits) can have.
+_MAX_ID_EXPONENT: Final = 18
+
+
+class DecimalNumber(str):
+    """A JSON number written with a fraction or an exponent (``1.0``, ``9007199254740993.0``,
+    ``1e999999999``), kept as sent: a float would round it before anyone could tell whether
+    it is an integer, and an exponent could ask for an integer of a billion digits."""
+
+    def integer(self) -> int | None:
+        """Its exact value when that is an integer no longer than any id, else None
+        (out-of-range magnitudes give a value beyond 2^63 that the range check refuses)."""
+        try:
+            number = Decimal(self)
+        except InvalidOperation:
+            return None
+        if number.is_zero():
+            return 0
+        if number.adjusted() > _MAX_ID_EXPONENT:
+            return _MAX_ID + 1 if number > 0 else -_MAX_ID - 1  # out of range either way
+        if number != number.to_integral_value():
+            return None
+        return int(number)
+
+    def __repr__(self) -> str:
+        return str(self)  # shown in error sentences as the number it is, not as text
 
 
 def _parse_int(digits: str) -> int | str:
@@ -345,7 +387,7 @@ class _Reading:
                 # Two keys that differ only in whitespace: the first one wins.
                 self.anomalies.append("KEY_COLLISION")
                 continue
-            if type(item) is str:  # not a LongNumber, which keeps its digits as sent
+            if type(item) is str:  # not a LongNumber or DecimalNumber, kept as sent
                 item = item.strip()
             stripped[clean] = item
         return stripped

@@ -123,5 +123,68 @@ def test_an_unsupported_library_setting_is_refused_in_one_sentence() -> None:
     assert str(refused.value) == (
         "the ledger does not support compressed events (library setting COMPRESSOR_TOPIC)"
     )
-    with pytest.raises(ConfigurationError, match="persistence module 'eventsourcing.popo'"):
+    with pytest.raises(ConfigurationError, match=r"persistence module 'eventsourcing\.popo'"):
         Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+
+
+# --- payloads ----------------------------------------------------------------------------
+
+BASE_MS = 1_700_000_000_000
+READ = {"Authorization": "Bearer read-test-8d2e5b41aa"}
+
+
+def linked(customer: str, *, event_id: str, org: int = 7, hours: int = 0, **extra: Any) -> str:
+    """A flat partnerProgramLinked notification as a JSON line; ``customer`` is written into
+    the JSON text exactly as given (a number literal)."""
+    body = {
+        "eventName": "partnerProgramLinked",
+        "eventId": event_id,
+        "orgId": org,
+        "createdAt": BASE_MS + hours * 3_600_000,
+        "data": {
+            "customerIdentifiers": {"customerId": "CUSTOMER"},
+            "loyaltyProgramId": 5,
+            "partnerProgramId": 70,
+            "partnerProgramName": "Club",
+            "partnerProgramType": "EXTERNAL",
+            **extra,
+        },
+    }
+    return json.dumps(body).replace('"CUSTOMER"', customer)
+
+
+def customers(db: str, *, cwd: Path | None = None) -> list[int]:
+    exported = ok(run("export", "memberships", db=db, cwd=cwd))
+    return [json.loads(line)["customer_id"] for line in exported.splitlines()]
+
+
+def test_ids_written_with_a_fraction_or_exponent_are_read_exactly(
+    db_url: str, tmp_path: Path
+) -> None:
+    # 2^53 + 1 and 2^53 + 3: a float parse rounds them to 2^53 and 2^53 + 4.
+    lines = [
+        linked("9007199254740993.0", event_id="exact-1"),
+        linked("9.007199254740993e15", event_id="exact-1-again"),  # the same customer
+        linked("9007199254740993.5", event_id="fraction", hours=1),
+        linked("1e999999999", event_id="exponent", hours=2),
+    ]
+    path = tmp_path / "numbers.jsonl"
+    path.write_text("".join(f"{line}\n" for line in lines))
+    first = summary(run("ingest", path, "--json", db=db_url))
+    assert (first["recorded"], first["duplicates"], first["quarantined"]) == (1, 1, 2)
+    assert first["quarantined_by_reason"] == {"BAD_NUMBER": 2}
+    # A .json array file: each element goes in as it was written, not re-encoded.
+    array = tmp_path / "numbers.json"
+    array.write_text(f"[\n  {linked('9007199254740995.0', event_id='exact-3', hours=3)}\n]\n")
+    assert summary(run("ingest", array, "--json", db=db_url))["recorded"] == 1
+    assert customers(db_url) == [9007199254740993, 9007199254740995]
+
+
+def test_the_webhook_reads_ids_exactly(db_url: str, tmp_path: Path) -> None:
+    with running_server(db_url, tmp_path) as server:
+        answer = server.post(linked("9007199254740997.0", event_id="hook-exact").encode())
+        assert answer.json()["status"] == "recorded", answer.text
+        refused = server.post(linked("9007199254740997.5", event_id="hook-fraction").encode())
+        assert refused.json()["status"] == "quarantined"
+        assert refused.json()["reason"] == "BAD_NUMBER"
+    assert customers(db_url) == [9007199254740997]
