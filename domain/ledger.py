@@ -5,6 +5,10 @@ their inbox rows commit together or not at all. Duplicate detection reads the in
 relies on its unique indexes at commit time; a concurrent writer that wins the race turns our
 commit into an ``IntegrityError``, and the whole batch is tried again from the top (optimistic
 concurrency), this time seeing the other writer's rows.
+
+When the store refuses a batch's data (`StoreRefusedError`: a data exception or a limit, which
+no retry can cure), the batch is split in halves, each recorded on its own, until the payload
+the store refuses is alone: that one is quarantined as ``STORE_REFUSED`` and the others commit.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from domain.errors import (
     MembershipNotFoundError,
     Reason,
     StorageUnavailableError,
+    StoreRefusedError,
 )
 from domain.heads import decode_head, encode_head
 from domain.integrity import GENESIS
@@ -250,27 +255,70 @@ class Ledger(Application[UUID]):
         resolving: Sequence[str] | None,
     ) -> list[Outcome]:
         with self.store.writing():
-            for attempt in range(MAX_ATTEMPTS):
+            return self._record_splitting(payloads, parsed, received_at_us, resolving)
+
+    def _record_splitting(
+        self,
+        payloads: Sequence[bytes],
+        parsed: Sequence[Notification | InvalidNotificationError],
+        received_at_us: int,
+        resolving: Sequence[str] | None,
+    ) -> list[Outcome]:
+        """Record the batch; if the store refuses its data, record each half on its own
+        (bisection), and quarantine a payload that the store refuses alone."""
+        try:
+            return self._record_attempts(payloads, parsed, received_at_us, resolving)
+        except StoreRefusedError as refusal:
+            if len(payloads) == 1:
+                refused = InvalidNotificationError(
+                    Reason.STORE_REFUSED, f"the database refused to store it: {refusal}"
+                )
                 try:
-                    # Conflicts are other writers committing the same notifications or
-                    # appending to the same memberships first: the next attempt sees their rows
-                    # and heads. Only a head behind its events (appended by a release that kept
-                    # no heads) keeps conflicting; after a few attempts, read whole histories.
-                    return self._record_batch(
-                        payloads,
-                        parsed,
-                        received_at_us,
-                        resolving,
-                        use_heads=attempt < TRUST_HEADS_ATTEMPTS,
-                    )
-                except IntegrityError:
-                    self.conflicts += 1
-                    # Jittered backoff, so that writers racing on the same rows fall out of step.
-                    time.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))
-                except (OperationalError, InterfaceError) as error:
+                    return self._record_attempts(payloads, [refused], received_at_us, resolving)
+                except StoreRefusedError as again:
                     raise StorageUnavailableError(
-                        f"the event store is unavailable: {error}"
+                        f"the database refused a payload even as a quarantine entry: {again}"
                     ) from None
+            middle = len(payloads) // 2
+            halves = [slice(0, middle), slice(middle, None)]
+            return [
+                outcome
+                for half in halves
+                for outcome in self._record_splitting(
+                    payloads[half],
+                    parsed[half],
+                    received_at_us,
+                    None if resolving is None else resolving[half],
+                )
+            ]
+
+    def _record_attempts(
+        self,
+        payloads: Sequence[bytes],
+        parsed: Sequence[Notification | InvalidNotificationError],
+        received_at_us: int,
+        resolving: Sequence[str] | None,
+    ) -> list[Outcome]:
+        """The batch in one transaction, tried again while it loses races to other writers."""
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                # Conflicts are other writers committing the same notifications or
+                # appending to the same memberships first: the next attempt sees their rows
+                # and heads. Only a head behind its events (appended by a release that kept
+                # no heads) keeps conflicting; after a few attempts, read whole histories.
+                return self._record_batch(
+                    payloads,
+                    parsed,
+                    received_at_us,
+                    resolving,
+                    use_heads=attempt < TRUST_HEADS_ATTEMPTS,
+                )
+            except IntegrityError:
+                self.conflicts += 1
+                # Jittered backoff, so that writers racing on the same rows fall out of step.
+                time.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))
+            except (OperationalError, InterfaceError) as error:
+                raise StorageUnavailableError(f"the event store is unavailable: {error}") from None
         raise ConcurrencyError(f"gave up after {MAX_ATTEMPTS} concurrent-write conflicts")
 
     def _record_batch(

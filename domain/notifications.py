@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -82,6 +82,13 @@ _MAX_ID: Final = 2**63 - 1
 _INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
 _TIME = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?"
 _DATE = re.compile(rf"([0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}})(?:[ T]{_TIME})?")
+# Every text that is indexed, keyed or shown has a limit, in characters (docs/domain.md): a
+# longer one is BAD_VALUE. PostgreSQL cannot index a text of more than 2,704 bytes at all.
+ID_TEXT_LIMIT: Final = 256  # eventId, refId, apiRequestId
+NAME_LIMIT: Final = 256  # partnerProgramName, membershipNumber, externalId
+CODE_LIMIT: Final = 64  # partnerProgramType, updateType
+MOBILE_LIMIT: Final = 64
+EMAIL_LIMIT: Final = 320  # the longest address RFC 5321 allows
 # Unpaired surrogates cannot be encoded, and NUL cannot be stored in a PostgreSQL text column.
 _UNSTORABLE = re.compile("[\ud800-\udfff\x00]")
 _ORG_PREFIX = re.compile(r"^\d+_")
@@ -158,6 +165,30 @@ def _calendar_date(value: Any) -> date | None:
         ) from None
 
 
+def _bounded(limit: int) -> Callable[[Any], str | None]:
+    def text(value: Any) -> str | None:
+        checked = _text(value)
+        if checked is not None and len(checked) > limit:
+            raise PydanticCustomError(
+                "bad_value",
+                "{value} is {length} characters long, over the limit of {limit}",
+                {"value": _shown(checked), "length": len(checked), "limit": limit},
+            )
+        return checked
+
+    return text
+
+
+def _bounded_upper(limit: int) -> Callable[[Any], str | None]:
+    bounded = _bounded(limit)
+
+    def text(value: Any) -> str | None:
+        checked = bounded(value)
+        return checked.upper() if checked else None
+
+    return text
+
+
 def _text(value: Any) -> str | None:
     if isinstance(value, DecimalNumber):
         # As release 1 wrote such a number as text (through a float), so that the
@@ -170,17 +201,15 @@ def _text(value: Any) -> str | None:
     raise PydanticCustomError("bad_value", "{value} is not text", {"value": _shown(value)})
 
 
-def _upper_text(value: Any) -> str | None:
-    text = _text(value)
-    return text.upper() if text else None
-
-
 Identifier = Annotated[int, BeforeValidator(_identifier)]
 EpochMillis = Annotated[int, BeforeValidator(_epoch_millis)]
 TierNumber = Annotated[int | None, BeforeValidator(_tier_number)]
 CalendarDate = Annotated[date | None, BeforeValidator(_calendar_date)]
-Text = Annotated[str | None, BeforeValidator(_text)]
-UpperText = Annotated[str | None, BeforeValidator(_upper_text)]
+IdText = Annotated[str | None, BeforeValidator(_bounded(ID_TEXT_LIMIT))]
+NameText = Annotated[str | None, BeforeValidator(_bounded(NAME_LIMIT))]
+CodeText = Annotated[str | None, BeforeValidator(_bounded_upper(CODE_LIMIT))]
+MobileText = Annotated[str | None, BeforeValidator(_bounded(MOBILE_LIMIT))]
+EmailText = Annotated[str | None, BeforeValidator(_bounded(EMAIL_LIMIT))]
 
 
 class Details(BaseModel):
@@ -191,7 +220,7 @@ class Details(BaseModel):
 
     tier_number: TierNumber = None
     tier_expiry_date: CalendarDate = None
-    membership_number: Text = None
+    membership_number: NameText = None
     membership_expiry_date: CalendarDate = None
 
     def present(self) -> dict[str, Any]:
@@ -204,9 +233,9 @@ class Identifiers(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    mobile: str | None = None
-    email: str | None = None
-    external_id: str | None = None
+    mobile: MobileText = None
+    email: EmailText = None
+    external_id: NameText = None
 
 
 class Notification(BaseModel):
@@ -223,14 +252,14 @@ class Notification(BaseModel):
     loyalty_program_id: Identifier
     occurred_at_ms: EpochMillis
     delivered_at_ms: int | None = None
-    partner_program_name: Text = None
-    partner_program_type: UpperText = None
-    update_type: UpperText = None
+    partner_program_name: NameText = None
+    partner_program_type: CodeText = None
+    update_type: CodeText = None
     details: Details = Details()
     scheduled_expiry_date: CalendarDate = None
-    event_id: Text = None
-    ref_id: Text = None
-    api_request_id: Text = None
+    event_id: IdText = None
+    ref_id: IdText = None
+    api_request_id: IdText = None
     identifiers: Identifiers = Identifiers()
     anomalies: tuple[str, ...] = ()
 
@@ -462,6 +491,9 @@ _PATHS: Final = {
     "scheduled_expiry_date": "data.scheduledExpiryDate",
     "ref_id": "refId",
     "api_request_id": "apiRequestId",
+    "identifiers.mobile": "data.customerIdentifiers.instore.mobile",
+    "identifiers.email": "data.customerIdentifiers.instore.email",
+    "identifiers.external_id": "data.customerIdentifiers.instore.externalId",
     **{
         f"details.{name}": f"data.customerPartnerProgramDetails.{key}"
         for key, name in _DETAIL_KEYS.items()

@@ -10,6 +10,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -188,3 +189,89 @@ def test_the_webhook_reads_ids_exactly(db_url: str, tmp_path: Path) -> None:
         assert refused.json()["status"] == "quarantined"
         assert refused.json()["reason"] == "BAD_NUMBER"
     assert customers(db_url) == [9007199254740997]
+
+
+# --- item 1: long texts, and payloads the store refuses ----------------------------------
+
+
+def test_a_3000_character_event_id_is_quarantined_naming_the_limit(
+    db_url: str, tmp_path: Path
+) -> None:
+    long_id = "e" * 3000
+    # Through the command line, between two good notifications.
+    path = tmp_path / "long.jsonl"
+    lines = [
+        linked("1", event_id="before"),
+        linked("2", event_id=long_id),
+        linked("3", event_id="after"),
+    ]
+    path.write_text("".join(f"{line}\n" for line in lines))
+    ingested = summary(run("ingest", path, "--json", db=db_url))
+    assert (ingested["recorded"], ingested["quarantined"]) == (2, 1)
+    assert ingested["quarantined_by_reason"] == {"BAD_VALUE": 1}
+    (entry,) = json.loads(ok(run("quarantine", "list", "--json", db=db_url)))
+    shown = json.loads(ok(run("quarantine", "show", entry["id"], "--json", db=db_url)))
+    assert "eventId" in shown["detail"] and "over the limit of 256" in shown["detail"]
+    # Through a real serve: answered at once (200 quarantined), the others recorded.
+    with running_server(db_url, tmp_path) as server:
+        answer = server.post(linked("4", event_id=long_id + "x", hours=4).encode())
+        assert answer.status_code == 200
+        assert (answer.json()["status"], answer.json()["reason"]) == ("quarantined", "BAD_VALUE")
+        assert server.post(linked("5", event_id="ok-5").encode()).json()["status"] == "recorded"
+    assert customers(db_url) == [1, 3, 5]
+
+
+def refuse_marked(db: str) -> None:
+    """A test-only trigger that makes the store refuse inbox rows of a marked eventId, with
+    SQLSTATE 22023 on PostgreSQL and RAISE(ABORT) on SQLite."""
+    if db.startswith("sqlite:///"):
+        with sqlite3.connect(db.removeprefix("sqlite:///")) as conn:
+            conn.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON ledger_inbox "
+                "WHEN NEW.event_id LIKE 'refuse-me%' "
+                "BEGIN SELECT RAISE(ABORT, 'marked value refused'); END"
+            )
+        return
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(
+            "CREATE FUNCTION refuse_marked() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF NEW.event_id LIKE 'refuse-me%' THEN RAISE EXCEPTION 'marked value refused' "
+            "USING ERRCODE = '22023'; END IF; RETURN NEW; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON ledger_inbox FOR EACH ROW "
+            "EXECUTE FUNCTION refuse_marked()"
+        )
+
+
+def test_a_payload_the_store_refuses_is_split_out_of_its_batch_and_group(
+    db_url: str, tmp_path: Path
+) -> None:
+    # Create the ledger's tables, then make the store refuse marked rows.
+    first = tmp_path / "first.jsonl"
+    first.write_text(linked("1", event_id="first") + "\n")
+    summary(run("ingest", first, "--json", db=db_url))
+    refuse_marked(db_url)
+    # One batch of 40 through the command line, with one refused payload in it.
+    lines = [linked(str(100 + n), event_id=f"batch-{n}") for n in range(40)]
+    lines[27] = linked("127", event_id="refuse-me-cli")
+    path = tmp_path / "batch.jsonl"
+    path.write_text("".join(f"{line}\n" for line in lines))
+    ingested = summary(run("ingest", path, "--json", db=db_url))
+    assert (ingested["recorded"], ingested["quarantined"]) == (39, 1)
+    assert ingested["quarantined_by_reason"] == {"STORE_REFUSED": 1}
+    (entry,) = json.loads(ok(run("quarantine", "list", "--json", db=db_url)))
+    shown = json.loads(ok(run("quarantine", "show", entry["id"], "--json", db=db_url)))
+    assert shown["reason"] == "STORE_REFUSED"
+    assert shown["raw"].encode() == lines[27].encode()
+    # Through a real serve, deliveries at once (one group commit, or several).
+    with running_server(db_url, tmp_path) as server:
+        bodies = [linked(str(200 + n), event_id=f"hook-{n}").encode() for n in range(8)]
+        bodies[3] = linked("203", event_id="refuse-me-hook").encode()
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(server.post, bodies))
+    assert [a.status_code for a in answers] == [200] * 8
+    statuses = [a.json()["status"] for a in answers]
+    assert statuses == ["recorded"] * 3 + ["quarantined"] + ["recorded"] * 4
+    assert answers[3].json()["reason"] == "STORE_REFUSED"
+    assert len(customers(db_url)) == 1 + 39 + 7
