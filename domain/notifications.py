@@ -78,6 +78,13 @@ KNOWN_UPDATE_TYPES: Final = frozenset(
 # placeholders such as 3563, which are integers but not times anyone could mean.
 _EARLIEST_MS: Final = 946_684_800_000
 _LATEST_MS: Final = 4_102_444_800_000
+# An expiry instant may lie far ahead (Capillary's open-ended "link + 100 years"): any time
+# from 1970 up to the end of year 9999 reads.
+_LATEST_INSTANT_MS: Final = 253_402_300_800_000
+# The UTC offsets in use anywhere (UTC-12:00 to UTC+14:00): an expiry instant agrees with its
+# date string when some offset puts it on that calendar date.
+_WEST_MS: Final = 12 * 3_600_000
+_EAST_MS: Final = 14 * 3_600_000
 _MAX_ID: Final = 2**63 - 1
 _INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
 _TIME = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?"
@@ -228,6 +235,20 @@ class Details(BaseModel):
         return {name: getattr(self, name) for name in sorted(self.model_fields_set)}
 
 
+class ExpiryInstants(BaseModel):
+    """The ``...InMillis`` instants of Capillary's newer payloads, beside the date strings:
+    ``partnerTierExpiryDateInMillis`` and ``membershipExpiryDateInMillis`` (epoch ms). Kept
+    with the event, never part of the fingerprint. Absent is not the same as null."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tier_expiry_at: int | None = None
+    membership_expiry_at: int | None = None
+
+    def present(self) -> dict[str, int | None]:
+        return {name: getattr(self, name) for name in sorted(self.model_fields_set)}
+
+
 class Identifiers(BaseModel):
     """Customer identifiers: personal data, kept with the event and never logged."""
 
@@ -256,6 +277,7 @@ class Notification(BaseModel):
     partner_program_type: CodeText = None
     update_type: CodeText = None
     details: Details = Details()
+    expiry_instants: ExpiryInstants = ExpiryInstants()
     scheduled_expiry_date: CalendarDate = None
     event_id: IdText = None
     ref_id: IdText = None
@@ -280,7 +302,9 @@ class Notification(BaseModel):
     @cached_property
     def fingerprint(self) -> str:
         """SHA-256 of the business content: what happened, to whom, when. Delivery metadata
-        (``refId``, ``apiRequestId``, ``eventId``, shape, whitespace) does not count."""
+        (``refId``, ``apiRequestId``, ``eventId``, shape, whitespace) does not count, nor do
+        the expiry instants (a redelivery of a payload recorded before they were read must
+        stay a duplicate)."""
         content = {
             "event": self.kind.value,
             "org": self.org_id,
@@ -479,6 +503,13 @@ _DETAIL_KEYS: Final = {
 }
 
 
+# The expiry instants, and the detail (date) each one stands beside.
+_INSTANT_KEYS: Final = {
+    "partnerTierExpiryDateInMillis": ("tier_expiry_at", "tier_expiry_date"),
+    "membershipExpiryDateInMillis": ("membership_expiry_at", "membership_expiry_date"),
+}
+
+
 _PATHS: Final = {
     "org_id": "orgId",
     "occurred_at_ms": "createdAt",
@@ -537,6 +568,7 @@ def _extract(body: dict[str, Any], reading: _Reading) -> tuple[dict[str, Any], s
         "partner_program_type": data.get("partnerProgramType"),
         "update_type": data.get("updateType"),
         "details": {name: cpd[key] for key, name in _DETAIL_KEYS.items() if key in cpd},
+        "expiry_instants": _expiry_instants(cpd, anomalies),
         "scheduled_expiry_date": data.get("scheduledExpiryDate"),
         "event_id": body.get("eventId", envelope.get("eventId")),
         "ref_id": envelope.get("refId"),
@@ -565,6 +597,35 @@ def _extract(body: dict[str, Any], reading: _Reading) -> tuple[dict[str, Any], s
         anomalies.append("ENTITY_ID_MISMATCH")
     fields["anomalies"] = tuple(anomalies)
     return fields, prefix
+
+
+def _expiry_instants(cpd: dict[str, Any], anomalies: list[str]) -> dict[str, int | None]:
+    """The ``...InMillis`` instants present. Like the delivery time they never quarantine a
+    payload: an unreadable one is noted (``BAD_EXPIRY_MILLIS``) and left out."""
+    instants: dict[str, int | None] = {}
+    for key, (name, _) in _INSTANT_KEYS.items():
+        if key not in cpd:
+            continue
+        value = cpd[key]
+        if value is None or value == "":
+            instants[name] = None
+            continue
+        try:
+            millis = _integer(value, minimum=0)
+        except PydanticCustomError:
+            millis = None
+        if millis is None or millis >= _LATEST_INSTANT_MS:
+            anomalies.append("BAD_EXPIRY_MILLIS")
+        else:
+            instants[name] = millis
+    return instants
+
+
+def instant_agrees_with_date(millis: int, day: date) -> bool:
+    """True when some UTC offset in use (UTC-12:00 to UTC+14:00) puts the instant on ``day``:
+    the instant falls in [day 00:00 UTC-14h, day+1 00:00 UTC+12h)."""
+    start = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
+    return start - _EAST_MS <= millis < start + 86_400_000 + _WEST_MS
 
 
 def _delivery_time(value: Any, anomalies: list[str]) -> int | None:
@@ -640,6 +701,12 @@ def _with_value_anomalies(notification: Notification) -> Notification:
         found.append("UNKNOWN_UPDATE_TYPE")
     if notification.kind is Kind.UPDATED and update_type is None:
         found.append("UPDATE_TYPE_ABSENT")
+    details = notification.details
+    for name, date_field in _INSTANT_KEYS.values():
+        millis = notification.expiry_instants.present().get(name)
+        day = getattr(details, date_field)
+        if millis is not None and day is not None and not instant_agrees_with_date(millis, day):
+            found.append("DATE_MILLIS_MISMATCH")
     if tuple(found) == notification.anomalies:
         return notification
     return notification.model_copy(update={"anomalies": tuple(found)})

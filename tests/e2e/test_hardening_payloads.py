@@ -275,3 +275,67 @@ def test_a_payload_the_store_refuses_is_split_out_of_its_batch_and_group(
     assert statuses == ["recorded"] * 3 + ["quarantined"] + ["recorded"] * 4
     assert answers[3].json()["reason"] == "STORE_REFUSED"
     assert len(customers(db_url)) == 1 + 39 + 7
+
+
+# --- issue 14, item 17: the ...InMillis expiry instants ----------------------------------
+
+
+def updated(customer: int, *, event_id: str, hours: int, details: dict[str, Any]) -> str:
+    body = json.loads(linked(str(customer), event_id=event_id, hours=hours))
+    body["eventName"] = "partnerProgramUpdated"
+    body["data"] |= {"updateType": "RENEW", "customerPartnerProgramDetails": details}
+    return json.dumps(body)
+
+
+def test_expiry_instants_are_shown_in_history_export_and_http(db_url: str, tmp_path: Path) -> None:
+    # The reference document's instant (01:33 UTC on the date), and one a day off its date.
+    lines = [
+        linked("1", event_id="link-1"),
+        updated(
+            1,
+            event_id="upd-1",
+            hours=1,
+            details={
+                "partnerTierExpiryDate": "2025-10-31",
+                "partnerTierExpiryDateInMillis": 1761874400000,
+                "membershipExpiryDate": "2027-10-05",
+                "membershipExpiryDateInMillis": 1822759200000 + 2 * 86_400_000,
+            },
+        ),
+    ]
+    path = tmp_path / "instants.jsonl"
+    path.write_text("".join(f"{line}\n" for line in lines))
+    assert summary(run("ingest", path, "--json", db=db_url))["recorded"] == 2
+    # The export carries the new keys, as ISO-8601 UTC instants.
+    (row,) = [json.loads(line) for line in ok(run("export", "memberships", db=db_url)).splitlines()]
+    assert row["tier_expiry_at"] == "2025-10-31T01:33:20.000Z"
+    assert row["membership_expiry_at"] == "2027-10-07T18:00:00.000Z"
+    assert (row["tier_expiry_date"], row["membership_expiry_date"]) == ("2025-10-31", "2027-10-05")
+    # History shows what the event carried, and the disagreement as an anomaly.
+    history = json.loads(ok(run("history", "7", "1", "70", "--json", db=db_url)))
+    assert history[1]["expiry_instants"] == {
+        "membership_expiry_at": "2027-10-07T18:00:00.000Z",
+        "tier_expiry_at": "2025-10-31T01:33:20.000Z",
+    }
+    assert history[1]["anomalies"] == ["DATE_MILLIS_MISMATCH"]
+    # The same update without the instants is a duplicate (they are not in the fingerprint).
+    plain = updated(
+        1,
+        event_id="upd-1-again",
+        hours=1,
+        details={"partnerTierExpiryDate": "2025-10-31", "membershipExpiryDate": "2027-10-05"},
+    )
+    path.write_text(plain + "\n")
+    assert summary(run("ingest", path, "--json", db=db_url))["duplicates"] == 1
+    # A real serve answers the same, and records instants from webhooks.
+    with running_server(db_url, tmp_path) as server:
+        body = updated(
+            2, event_id="upd-2", hours=2, details={"membershipExpiryDateInMillis": 1822759200000}
+        )
+        link = linked("2", event_id="link-2", hours=1)
+        assert server.post(link.encode()).json()["status"] == "recorded"
+        position = server.post(body.encode()).json()["position"]
+        answer = server.get("/memberships/7/2/70", min_position=position).json()
+        assert answer["membership_expiry_at"] == "2027-10-05T18:00:00.000Z"
+        assert answer["tier_expiry_at"] is None
+        assert server.get("/memberships/7/1/70").json()["tier_expiry_at"] == row["tier_expiry_at"]

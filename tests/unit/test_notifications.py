@@ -1256,3 +1256,67 @@ def test_a_json_number_that_is_not_exactly_an_id_is_a_bad_number(field: str, num
 
     assert error.reason is Reason.BAD_NUMBER
     assert number in error.detail
+
+
+# --- the ...InMillis expiry instants (issue 14, item 17) ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("details", "instants", "anomalies"),
+    cases({
+        # The reference document's samples: not midnight UTC, yet on the date in some zone.
+        "tier_at_01_33_utc": ({"partnerTierExpiryDate": "2025-10-31",
+                               "partnerTierExpiryDateInMillis": 1761874400000},
+                              {"tier_expiry_at": 1761874400000}, ()),
+        "tier_the_evening_before_utc": ({"partnerTierExpiryDate": "2025-10-31",
+                                         "partnerTierExpiryDateInMillis": 1761863600000},
+                                        {"tier_expiry_at": 1761863600000}, ()),
+        "membership_with_a_time": ({"membershipExpiryDate": "2027-10-05 00:00:00",
+                                    "membershipExpiryDateInMillis": 1822759200000},
+                                   {"membership_expiry_at": 1822759200000}, ()),
+        # 2025-10-31 at 00:00 UTC+14 is 2025-10-30T10:00Z; at 24:00 UTC-12, 2025-11-01T12:00Z.
+        "earliest_agreeing": ({"partnerTierExpiryDate": "2025-10-31",
+                               "partnerTierExpiryDateInMillis": 1761818400000},
+                              {"tier_expiry_at": 1761818400000}, ()),
+        "just_before_the_earliest": ({"partnerTierExpiryDate": "2025-10-31",
+                                      "partnerTierExpiryDateInMillis": 1761818399999},
+                                     {"tier_expiry_at": 1761818399999}, ("DATE_MILLIS_MISMATCH",)),
+        "latest_agreeing": ({"partnerTierExpiryDate": "2025-10-31",
+                             "partnerTierExpiryDateInMillis": 1761998399999},
+                            {"tier_expiry_at": 1761998399999}, ()),
+        "a_day_later": ({"membershipExpiryDate": "2027-10-05",
+                         "membershipExpiryDateInMillis": 1822759200000 + 86_400_000},
+                        {"membership_expiry_at": 1822845600000}, ("DATE_MILLIS_MISMATCH",)),
+        "instant_without_its_date": ({"membershipExpiryDateInMillis": 1822759200000},
+                                     {"membership_expiry_at": 1822759200000}, ()),
+        "digit_string": ({"partnerTierExpiryDateInMillis": "1761874400000"},
+                         {"tier_expiry_at": 1761874400000}, ()),
+        "explicit_null": ({"partnerTierExpiryDateInMillis": None}, {"tier_expiry_at": None}, ()),
+        "unreadable": ({"partnerTierExpiryDate": "2025-10-31",
+                        "partnerTierExpiryDateInMillis": "soon"}, {}, ("BAD_EXPIRY_MILLIS",)),
+        "beyond_year_9999": ({"partnerTierExpiryDateInMillis": 253402300800000}, {},
+                             ("BAD_EXPIRY_MILLIS",)),
+    }),
+)  # fmt: skip
+def test_expiry_instants_are_kept_and_checked_against_their_dates(
+    details: dict[str, Any], instants: dict[str, int | None], anomalies: tuple[str, ...]
+) -> None:
+    notification = parsed(with_details(**details))
+
+    assert notification.expiry_instants.present() == instants
+    assert notification.anomalies == anomalies
+
+
+def test_expiry_instants_are_not_part_of_the_fingerprint() -> None:
+    dates = {"partnerTierExpiryDate": "2025-10-31", "membershipExpiryDate": "2027-10-05"}
+    without = parsed(with_details(**dates))
+    with_instants = parsed(
+        with_details(
+            **dates,
+            partnerTierExpiryDateInMillis=1761874400000,
+            membershipExpiryDateInMillis=1822759200000,
+        )
+    )
+
+    assert with_instants.expiry_instants.present() != {}
+    assert with_instants.fingerprint == without.fingerprint
