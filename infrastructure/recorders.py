@@ -273,21 +273,19 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
         """The library's insert with its retries of transient failures, but not of a refusal
         of the data (see the module docstring): that is raised at once."""
         insert = PostgresApplicationRecorder.insert_events.__wrapped__  # without its @retry
-        for attempt in range(1, INSERT_ATTEMPTS + 1):
+        attempt = 1
+        while True:
             try:
                 result: Sequence[int] | None = insert(self, stored_events, **kwargs)
                 return result
-            except (InterfaceError, OperationalError) as error:
-                if _refused(error):
-                    raise StoreRefusedError(_refusal(error)) from None
-                if attempt == INSERT_ATTEMPTS:
-                    raise
-                time.sleep(INSERT_RETRY_SECONDS)
             except PersistenceError as error:
                 if _refused(error):
                     raise StoreRefusedError(_refusal(error)) from None
-                raise
-        raise AssertionError("unreachable")  # pragma: no cover
+                transient = isinstance(error, InterfaceError | OperationalError)
+                if not transient or attempt == INSERT_ATTEMPTS:
+                    raise
+            attempt += 1
+            time.sleep(INSERT_RETRY_SECONDS)
 
     @contextmanager
     def writing(self) -> Iterator[None]:
