@@ -39,7 +39,7 @@ class HttpConfig(BaseSettings):
     drain_seconds: Annotated[float, Field(ge=0)] = 0.0
     max_group_size: Annotated[int, Field(ge=1)] = 100
     max_pending: Annotated[int, Field(ge=1)] = 1000
-    max_pending_bytes: Annotated[int, Field(ge=1)] = 64 * 1_048_576
+    max_pending_bytes: Annotated[int, Field(ge=1)] = 16 * 1_048_576
     max_connections: Annotated[int, Field(ge=1)] = 500
     request_read_seconds: Annotated[float, Field(gt=0)] = 10.0
     transient_status: int = 429

@@ -165,6 +165,10 @@ def _too_many_connections(limits: Limits) -> ASGIApp:
     ]
 
     async def answer(scope: Scope, receive: Any, send: Any) -> None:
+        # Drop the body first (within the short deadline): closing on unread bytes would
+        # reset the connection before the sender read the answer.
+        while (await receive()).get("more_body", False):
+            pass
         await send(
             {"type": "http.response.start", "status": limits.transient_status, "headers": headers}
         )

@@ -120,10 +120,12 @@ def webhook_router(config: HttpConfig) -> APIRouter:
                 return problem(400, "the request body was not received in full")
             except _OverBudget:
                 metrics.count("unavailable")
+                # Not read, and the connection kept: uvicorn drops the rest of the body as it
+                # arrives (closing on unread bytes would reset the connection, and the sender
+                # would never see the Retry-After).
                 return unavailable(
                     config,
                     "too many notification bytes are waiting to be committed; nothing was stored",
-                    close=True,
                 )
             if body is None:
                 metrics.count("too_large")
@@ -180,12 +182,11 @@ def problem(
     return LedgerJSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
-def unavailable(config: HttpConfig, detail: str, *, close: bool = False) -> LedgerJSONResponse:
+def unavailable(config: HttpConfig, detail: str) -> LedgerJSONResponse:
     """Our own transient failure: the configured status (429 or 503) with Retry-After."""
-    headers = {"Retry-After": str(config.retry_after_seconds)}
-    if close:
-        headers["Connection"] = "close"
-    return problem(config.transient_status, detail, headers=headers)
+    return problem(
+        config.transient_status, detail, headers={"Retry-After": str(config.retry_after_seconds)}
+    )
 
 
 class _OverBudget(Exception):

@@ -87,7 +87,7 @@ class GroupCommitWriter:
         *,
         max_group: int = 100,
         max_pending: int = 1000,
-        max_pending_bytes: int = 64 * 1_048_576,
+        max_pending_bytes: int = 16 * 1_048_576,
         on_group: GroupObserver | None = None,
     ) -> None:
         self._receive = receive
