@@ -10,6 +10,7 @@ header) runs on one.
 from __future__ import annotations
 
 import json
+import resource
 import signal
 import socket
 import sqlite3
@@ -33,6 +34,7 @@ from tests.e2e.http_server import (
     ROOT,
     WEBHOOK_SECRET,
     Server,
+    _wait_until_ready,
     free_port,
     running_server,
     serve_command,
@@ -314,6 +316,59 @@ def test_repeated_log_lines_are_rate_limited(sqlite_url: str, tmp_path: Path) ->
                 assert closed_by_server(sock, within=5)
         log = server.log()
     assert 1 <= log.count("Invalid HTTP request received.") <= 5
+
+
+def _open_file_limit(limit: int) -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+
+def test_at_the_open_file_limit_the_service_keeps_answering_and_logs_little(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            serve_command(sqlite_url, "--port", str(port)),
+            cwd=ROOT,
+            env=server_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: _open_file_limit(256),
+        )
+    url = f"http://127.0.0.1:{port}"
+    server = Server(url, sqlite_url, process, log_path, httpx.Client(base_url=url, timeout=10))
+    try:
+        _wait_until_ready(server)
+        server.client.close()
+        # More sockets than the process may open files: they are accepted up to its cap.
+        flood = []
+        for _ in range(300):
+            try:
+                flood.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+            except OSError:
+                break
+        # A new request is still answered (429 while the cap is reached), not left hanging.
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                status = httpx.get(f"{url}/healthz", timeout=5).status_code
+            except httpx.TransportError:
+                status = None
+            if status in (200, 429):
+                break
+            assert time.monotonic() < deadline, "the service stopped answering"
+            time.sleep(0.2)
+        for sock in flood:
+            sock.close()
+        deadline = time.monotonic() + 20
+        while httpx.get(f"{url}/healthz", timeout=5).status_code != 200:
+            assert time.monotonic() < deadline, "the service did not recover"
+            time.sleep(0.2)
+    finally:
+        server.stop()
+    # Whatever went wrong at the limit was written a few times, not thousands.
+    assert log_path.stat().st_size < 100_000
 
 
 # --- item 7: /readyz during an outage ----------------------------------------------------
