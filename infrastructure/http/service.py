@@ -40,6 +40,7 @@ logger = logging.getLogger("partner_ledger.http")
 GRACE_SECONDS = 3.0  # uvicorn's graceful phase, after the drain period
 ANSWER_BY_SECONDS = 2.5  # waiting deliveries are answered (transient status) by then
 EXIT_BY_SECONDS = 4.5  # the watchdog's deadline, within drain_seconds + 5 s
+CLOSE_SECONDS = 0.5  # closing the ledger after the writer and the follower
 FORCED_EXIT_STATUS = 1
 
 
@@ -116,8 +117,14 @@ async def running_service(
             service.draining.set()
             # uvicorn has answered or cancelled every request by now: commit what is queued
             # in the time left, and stop the follower without waiting on the database.
-            await writer.close(timeout=1.0)
+            await writer.close(timeout=0.5)
             follower.stop(timeout=0.5)
+            # Closing the store can wait on a connection still in use by a stuck commit.
+            closing = stack.pop_all()
+            try:
+                await asyncio.wait_for(in_daemon_thread(closing.close), CLOSE_SECONDS)
+            except TimeoutError:
+                logger.warning("shutdown: the ledger did not close within %g s", CLOSE_SECONDS)
 
 
 def _drain_on_signals(service: Service, *, delay: float) -> None:

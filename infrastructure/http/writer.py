@@ -147,10 +147,11 @@ class GroupCommitWriter:
                 self._queue.put_nowait(None)
             except asyncio.QueueFull:
                 self._task.cancel()  # abandoned below; nothing queued is answered 200
-            try:
-                await asyncio.wait_for(self._task, timeout)
-            except (TimeoutError, asyncio.CancelledError):
-                logger.warning("shutdown: a commit was still running after %g s", timeout)
+            else:
+                try:
+                    await asyncio.wait_for(self._task, timeout)
+                except TimeoutError:  # wait_for cancelled the task; the thread is a daemon
+                    logger.warning("shutdown: a commit was still running after %g s", timeout)
         self.abandon("the service is shutting down")
         self._jobs.put(None)
 
