@@ -222,12 +222,23 @@ def test_a_client_stalling_its_body_does_not_hold_shutdown(sqlite_url: str, tmp_
 # --- item 6: connection limits, request deadlines, log floods, body memory ---------------
 
 
-def test_idle_and_slowloris_connections_are_closed_after_the_request_deadline(
+def test_idle_slowloris_and_stalled_body_connections_are_closed_after_the_deadline(
     sqlite_url: str, tmp_path: Path
 ) -> None:
     with running_server(sqlite_url, tmp_path, PARTNER_LEDGER_REQUEST_READ_SECONDS="1.5") as server:
+        org = new_org()
         idle = [connect(server) for _ in range(40)]
         slow = [connect(server) for _ in range(10)]
+        # Headers sent in full, then a body that stops halfway.
+        stalled = [connect(server) for _ in range(5)]
+        body = notification(org, 1, 1)
+        for sock in stalled:
+            sock.sendall(
+                b"POST /webhooks/capillary HTTP/1.1\r\nHost: x\r\nX-Webhook-Token: "
+                + WEBHOOK_SECRET.encode()
+                + f"\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                + body[: len(body) // 2]
+            )
         for sock in slow:
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
         # The slowloris senders keep trickling header lines, one every 0.3 s.
@@ -246,10 +257,11 @@ def test_idle_and_slowloris_connections_are_closed_after_the_request_deadline(
                     cut.add(index)
             time.sleep(0.3)
         assert len(cut) == len(slow)
-        assert all(closed_by_server(sock, within=3) for sock in idle)
-        # The service still answers.
+        assert all(closed_by_server(sock, within=3) for sock in idle + stalled)
+        # The service still answers, and nothing of the half-sent bodies was stored.
         assert server.client.get("/healthz").status_code == 200
-        for sock in idle + slow:
+        assert inbox_count(sqlite_url, org) == 0
+        for sock in idle + slow + stalled:
             sock.close()
 
 
