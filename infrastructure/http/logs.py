@@ -2,8 +2,9 @@
 
 At the open-file limit the service once wrote 56 MB of one identical traceback in 10 s. The
 `RepeatFilter` on every handler lets through at most ``burst`` identical records (logger, level,
-message, exception type) per ``window`` seconds; the first one let through after a quiet spell
-says how many were left out. The access log is exempt: each of its lines is one request.
+first line of the message, exception type) per ``window`` seconds; the first one let through
+after a quiet spell says how many were left out. The access log is exempt: each of its lines is
+one request.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ class RepeatFilter(logging.Filter):
         if record.name in EXEMPT:
             return True
         error = record.exc_info[0].__name__ if record.exc_info and record.exc_info[0] else None
-        kind = (record.name, record.levelno, record.getMessage(), error)
+        # The first line only: asyncio appends the failing handle, whose time differs each time.
+        kind = (record.name, record.levelno, record.getMessage().split("\n", 1)[0], error)
         now = time.monotonic()
         entry = self._seen.get(kind)
         if entry is None or now - entry[0] >= self._window:
