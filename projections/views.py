@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from operator import attrgetter
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 from domain.ledger import EXPORT_FIELDS, jsonable
@@ -154,7 +154,7 @@ class ActivityView(View):
     the latest link and delink; this one counts every Linked and Delinked event, so the query
     sums a month across memberships (`Queries.activity`)."""
 
-    KINDS = {Kind.LINKED: "link", Kind.DELINKED: "delink"}
+    KINDS: ClassVar[dict[Kind, str]] = {Kind.LINKED: "link", Kind.DELINKED: "delink"}
 
     def rows(
         self, membership_id: UUID, state: MembershipState, position: int

@@ -1,8 +1,9 @@
 """``partner-ledger serve``: the HTTP service on uvicorn, one ledger per worker process.
 
 Flags override the environment (``PARTNER_LEDGER_WEBHOOK_HEADER``, ``_WEBHOOK_SECRETS``,
-``_READ_TOKEN``, ``_OPERATOR_TOKEN``, ``_MAX_BODY_BYTES``, ``_SIGNING_SECRET``, ``_DRAIN_SECONDS``). Prefer the
-environment for secrets: command lines are visible to every user of the machine.
+``_READ_TOKEN``, ``_OPERATOR_TOKEN``, ``_MAX_BODY_BYTES``, ``_SIGNING_SECRET``,
+``_DRAIN_SECONDS``). Prefer the environment for secrets: command lines are visible to every
+user of the machine.
 
 Also runnable as ``python -m infrastructure.http.serve [--db URL] [flags]``.
 """
