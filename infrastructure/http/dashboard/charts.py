@@ -30,7 +30,8 @@ class Group:
 
 
 _ROW = 26
-_LABEL_WIDTH = 260
+_LABEL_WIDTH = 220
+_BARS_WIDTH = 540
 _WIDTH = 720
 
 
@@ -38,16 +39,17 @@ def bar_chart(bars: Sequence[Bar], *, chart_id: str, title: str, kind: str) -> M
     """Horizontal bars, one per label, longest count fullest."""
     height = max(len(bars), 1) * _ROW + 8
     most = max((bar.count for bar in bars), default=0) or 1
-    room = _WIDTH - _LABEL_WIDTH - 70
+    room = _BARS_WIDTH - _LABEL_WIDTH - 50
     parts = [
-        f'<svg class="chart" id="{chart_id}" viewBox="0 0 {_WIDTH} {height}" role="img" '
+        f'<svg class="chart bars" id="{chart_id}" viewBox="0 0 {_BARS_WIDTH} {height}" '
+        f'width="{_BARS_WIDTH}" height="{height}" role="img" '
         f'aria-labelledby="{chart_id}-title" preserveAspectRatio="xMinYMin meet">',
         f'<title id="{chart_id}-title">{escape(title)}</title>',
     ]
     for index, bar in enumerate(bars):
         y = 4 + index * _ROW
         width = max(round(room * bar.count / most), 1 if bar.count else 0)
-        label = escape(_shorten(bar.label, 38))
+        label = escape(_shorten(bar.label, 28))
         parts.append(
             f'<g class="row"><text class="label" x="{_LABEL_WIDTH - 8}" y="{y + 17}" '
             f'text-anchor="end">{label}</text>'
@@ -73,7 +75,8 @@ def grouped_columns(
     column = max(min((slot - 8) / max(len(series), 1), 24), 2)
     most = max((count for group in groups for count in group.counts), default=0) or 1
     parts = [
-        f'<svg class="chart" id="{chart_id}" viewBox="0 0 {_WIDTH} {height}" role="img" '
+        f'<svg class="chart columns" id="{chart_id}" viewBox="0 0 {_WIDTH} {height}" '
+        f'width="{_WIDTH}" height="{height}" role="img" '
         f'aria-labelledby="{chart_id}-title" preserveAspectRatio="xMinYMin meet">',
         f'<title id="{chart_id}-title">{escape(title)}</title>',
         f'<line class="axis" x1="{left}" y1="{top + plot}" x2="{_WIDTH - 4}" y2="{top + plot}"/>',
