@@ -155,8 +155,7 @@ class Queries:
         """Expiry rows per kind dated from ``today`` to ``today + N`` days, for each N."""
         ends = [date.fromordinal(today.toordinal() + days).isoformat() for days in within_days]
         sums = ", ".join(
-            f"SUM(CASE WHEN date <= %s THEN 1 ELSE 0 END) AS within_{days}"
-            for days in within_days
+            f"SUM(CASE WHEN date <= %s THEN 1 ELSE 0 END) AS within_{days}" for days in within_days
         )
         rows = self.store.query(
             f"SELECT kind, {sums} FROM {reader_name(EXPIRY)} "

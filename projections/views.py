@@ -147,7 +147,6 @@ EXPIRY = ExpiryView(
 )
 
 
-
 class ActivityView(View):
     """Links and delinks per month: one row per membership, UTC month of occurrence and kind
     (``link``, ``delink``) with how many such events it has. The memberships view keeps only

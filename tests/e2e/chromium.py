@@ -74,7 +74,7 @@ def chromium(profile: Path, downloads: Path) -> Iterator[webdriver.Chrome]:
 def console_problems(driver: webdriver.Chrome) -> list[dict[str, Any]]:
     """Console entries logged at warning level or above since the last call (CSP violations,
     failed loads, script errors)."""
-    entries: list[dict[str, Any]] = driver.get_log("browser")
+    entries: list[dict[str, Any]] = driver.get_log("browser")  # type: ignore[no-untyped-call]
     return [e for e in entries if e.get("level") in ("SEVERE", "WARNING")]
 
 

@@ -304,12 +304,10 @@ def test_replay_a_quarantine_entry_with_the_operator_token_and_not_without(
     browser.find_element(By.LINK_TEXT, "Quarantine").click()
     Select(by_id(browser, "reason")).select_by_value("UNKNOWN_EVENT")
     by_id(browser, "reason").submit()
-    card = wait_for(lambda: browser.find_elements(By.ID, f"entry-{entry[:12]}"), what="the entry")[
-        0
-    ]
+    (card,) = wait_for(lambda: browser.find_elements(By.ID, f"entry-{entry[:12]}"))
     # The raw payloads are shown as text, identifiers masked, hostile text escaped.
     assert any(
-        SCRIPT_NAME in p.get_attribute("textContent")
+        SCRIPT_NAME in (p.get_attribute("textContent") or "")
         for p in browser.find_elements(By.CSS_SELECTOR, "pre.payload")
     )
     assert_clean(browser, ledger)
