@@ -123,11 +123,28 @@ def overview(service: Service, *, day: date) -> dict[str, Any]:
 
 
 def quarantine(
-    service: Service, *, reason: str | None = None, include_resolved: bool = False
-) -> list[dict[str, Any]]:
-    """Quarantine entries (without their payloads), oldest first, optionally of one reason."""
-    rows = service.ledger.store.quarantined(include_resolved=include_resolved)
-    return [_quarantine_row(row) for row in rows if reason is None or row["reason"] == reason]
+    service: Service,
+    *,
+    reason: str | None = None,
+    include_resolved: bool = False,
+    page: int = 1,
+    size: int = 100,
+) -> dict[str, Any]:
+    """One page of quarantine entries, oldest first, optionally of one reason: each with its
+    raw bytes and whether the current code accepts it now (so a replay would record it), the
+    number of entries in all, and the reasons present."""
+    every = service.ledger.store.quarantined(include_resolved=include_resolved)
+    chosen = [row for row in every if reason is None or row["reason"] == reason]
+    shown = [_quarantine_row(row) for row in chosen[(page - 1) * size : page * size]]
+    payloads = service.ledger.store.quarantine_payloads([entry["id"] for entry in shown])
+    for entry in shown:
+        entry["raw"] = payloads[entry["id"]]
+        entry["accepted_now"] = entry["resolved_at"] is None and accepted_now(entry["raw"])
+    return {
+        "entries": shown,
+        "total": len(chosen),
+        "reasons": sorted({row["reason"] for row in every}),
+    }
 
 
 def accepted_now(raw: bytes) -> bool:
@@ -182,16 +199,22 @@ async def get_activity(
 
 @router.get(
     "/quarantine",
-    summary="Quarantine entries, oldest first (quarantine list --json), without payloads",
+    summary="Quarantine entries, oldest first, a page at a time, each with whether the "
+    "current code accepts it now (X-Total-Count: entries in all)",
     response_model=None,
 )
 async def get_quarantine(
     request: Request,
     reason: Annotated[str | None, Query(max_length=64)] = None,
     include_resolved: Annotated[bool, Query(alias="all")] = False,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> LedgerJSONResponse:
     service = _service(request)
-    rows = await run_in_threadpool(
-        lambda: quarantine(service, reason=reason, include_resolved=include_resolved)
+    found = await run_in_threadpool(
+        lambda: quarantine(
+            service, reason=reason, include_resolved=include_resolved, page=page, size=limit
+        )
     )
-    return LedgerJSONResponse(rows)
+    entries = [{k: v for k, v in e.items() if k != "raw"} for e in found["entries"]]
+    return LedgerJSONResponse(entries, headers={"X-Total-Count": str(found["total"])})

@@ -229,7 +229,10 @@ def test_the_dashboards_json_needs_the_read_token_and_matches_the_queries(
             "expiry",
             "activity",
         }
-        listed = server.get("/quarantine").json()
+        answer = server.get("/quarantine")
+        listed = answer.json()
+        assert answer.headers["x-total-count"] == str(len(listed))
+        assert all(isinstance(row["accepted_now"], bool) for row in listed)
         (open_entries,) = server.sql(
             "SELECT COUNT(*) FROM ledger_quarantine WHERE resolved_at_us IS NULL"
         )[0]
@@ -239,4 +242,7 @@ def test_the_dashboards_json_needs_the_read_token_and_matches_the_queries(
             row["id"] for row in listed
         ]
         assert server.get("/activity", months="200").status_code == 422
+        assert [r["id"] for r in server.get("/quarantine", limit="2", page="2").json()] == [
+            row["id"] for row in listed[2:4]
+        ]
         assert ORG not in {row["org_id"] for row in overview["tiers"]}

@@ -447,24 +447,13 @@ async def expiring_csv(request: Request) -> Response:
 def _quarantine(
     service: Service, reason: str | None, include_resolved: bool, page: int
 ) -> dict[str, Any]:
-    entries = data.quarantine(service, reason=reason, include_resolved=include_resolved)
-    reasons = sorted(
-        {row["reason"] for row in data.quarantine(service, include_resolved=include_resolved)}
+    found = data.quarantine(
+        service, reason=reason, include_resolved=include_resolved, page=page, size=QUARANTINE_PAGE
     )
-    start = (page - 1) * QUARANTINE_PAGE
-    shown = entries[start : start + QUARANTINE_PAGE]
-    for entry in shown:
-        raw = service.ledger.quarantine_entry(entry["id"])["raw"]
-        entry["payload"] = masked_payload(raw)
-        entry["replayable"] = entry["resolved_at"] is None and data.accepted_now(raw)
+    for entry in found["entries"]:
+        entry["payload"] = masked_payload(entry.pop("raw"))
         entry["detail"] = masked_detail(entry["detail"])
-    return {
-        "entries": shown,
-        "total": len(entries),
-        "reasons": reasons,
-        "page": page,
-        "pages": max(-(-len(entries) // QUARANTINE_PAGE), 1),
-    }
+    return found | {"page": page, "pages": max(-(-found["total"] // QUARANTINE_PAGE), 1)}
 
 
 @router.get("/quarantine", response_class=HTMLResponse)
