@@ -16,8 +16,10 @@ from starlette.concurrency import run_in_threadpool
 from domain.ledger import iso, parse_all
 from domain.notifications import Notification
 from infrastructure.http.auth import bearer_matches
+from infrastructure.http.freshness import ViewBehindError
 from infrastructure.http.schemas import LedgerJSONResponse
 from infrastructure.http.service import Service
+from projections.views import ACTIVITY, VIEWS, View
 
 MONTHS = 12
 WINDOWS = (30, 60, 90)
@@ -169,11 +171,40 @@ def _quarantine_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 OptionalId = Annotated[int | None, Query(ge=0, le=MAX_ID)]
+MinPosition = Annotated[
+    int | None,
+    Query(
+        ge=0, le=MAX_ID, description="Wait until the views hold this position (read your writes)"
+    ),
+]
+
+
+async def _fresh(service: Service, views: tuple[View, ...], min_position: int | None) -> None:
+    """Return once every one of ``views`` is live (and at ``min_position`` when given), as the
+    other read endpoints do: 503 with Retry-After when not, 400 beyond the log's head."""
+    for view in views:
+        position = await service.watcher.position(view.name)
+        if position is None:
+            raise HTTPException(
+                503, "the views are being built; retry shortly", {"Retry-After": "1"}
+            )
+        if min_position is None or position >= min_position:
+            continue
+        head = await run_in_threadpool(service.projector.head)
+        if min_position > head:
+            raise HTTPException(400, f"position {min_position} was never recorded (head is {head})")
+        try:
+            await service.watcher.wait_for(
+                view.name, min_position, timeout=service.config.read_wait_seconds
+            )
+        except ViewBehindError as error:
+            raise HTTPException(503, str(error), {"Retry-After": "1"}) from None
 
 
 @router.get("/overview", summary="What the dashboard's overview shows", response_model=None)
-async def get_overview(request: Request) -> LedgerJSONResponse:
+async def get_overview(request: Request, min_position: MinPosition = None) -> LedgerJSONResponse:
     service = _service(request)
+    await _fresh(service, tuple(VIEWS.values()), min_position)
     return LedgerJSONResponse(await run_in_threadpool(overview, service, day=today()))
 
 
@@ -187,8 +218,10 @@ async def get_activity(
     org: OptionalId = None,
     program: OptionalId = None,
     months: Annotated[int, Query(ge=1, le=120)] = MONTHS,
+    min_position: MinPosition = None,
 ) -> LedgerJSONResponse:
     service = _service(request)
+    await _fresh(service, (ACTIVITY,), min_position)
     rows = await run_in_threadpool(
         lambda: activity(
             service, day=today(), months=months, org_id=org, partner_program_id=program

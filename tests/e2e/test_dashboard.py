@@ -189,10 +189,12 @@ def test_replay_needs_the_csrf_token_and_the_operator_token(
             assert replay(csrf=csrf, operator_token=READ_TOKEN).status_code == 403
             assert open_entry()
             done = replay(csrf=csrf, operator_token=OPERATOR_TOKEN)
-            assert done.status_code == 200 and "recorded at position" in done.text
+            recorded = re.search(r"recorded at position (\d+)", done.text)
+            assert done.status_code == 200 and recorded
             assert not open_entry()
             key = world.replayable_key
-            assert server.get(f"/memberships/{key[0]}/{key[1]}/{key[2]}").status_code == 200
+            membership = f"/memberships/{key[0]}/{key[1]}/{key[2]}"
+            assert server.get(membership, min_position=recorded[1]).status_code == 200
         # A server without an operator token refuses every replay, and says why.
         with running_server(url, tmp_path) as server:
             session = session_of(sign_in(server))
@@ -242,6 +244,9 @@ def test_the_dashboards_json_needs_the_read_token_and_matches_the_queries(
             row["id"] for row in listed
         ]
         assert server.get("/activity", months="200").status_code == 422
+        head = max(v["position"] for v in overview["health"]["views"])
+        assert server.get("/activity", min_position=str(head)).status_code == 200
+        assert server.get("/overview", min_position=str(head + 10**6)).status_code == 400
         assert [r["id"] for r in server.get("/quarantine", limit="2", page="2").json()] == [
             row["id"] for row in listed[2:4]
         ]

@@ -12,7 +12,7 @@ import csv
 import io
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -20,7 +20,8 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.conftest import PostgresServer
 from tests.e2e import dashboard_world
@@ -71,12 +72,20 @@ def by_id(driver: webdriver.Chrome, name: str) -> WebElement:
     return driver.find_element(By.ID, name)
 
 
+def navigate(driver: webdriver.Chrome, action: Callable[[], None]) -> None:
+    """Do what loads a new page (a click, a submit), and wait until the old page is gone:
+    reading too early would read the old page."""
+    old = driver.find_element(By.TAG_NAME, "html")
+    action()
+    WebDriverWait(driver, 30).until(staleness_of(old))
+
+
 def signed_in(driver: webdriver.Chrome, server: Server) -> None:
     """Open the dashboard, signing in with the read token if the browser is not yet."""
     driver.get(f"{server.url}/dashboard")
     if driver.find_elements(By.ID, "token"):
         by_id(driver, "token").send_keys(READ_TOKEN)
-        by_id(driver, "token").submit()
+        navigate(driver, lambda: by_id(driver, "token").submit())
     wait_for(lambda: driver.find_elements(By.ID, "chart-statuses"), what="the overview")
 
 
@@ -97,10 +106,8 @@ def assert_clean(driver: webdriver.Chrome, world: World) -> None:
 def refusals_only(driver: webdriver.Chrome, path: str, status: int) -> bool:
     """The console holds the refusal just made (the browser logs 4xx answers), and nothing
     else."""
-    problems = console_problems(driver)
-    return bool(problems) and all(
-        path in p["message"] and f"status of {status}" in p["message"] for p in problems
-    )
+    problems = wait_for(lambda: console_problems(driver), timeout=10, what="the refusal logged")
+    return all(path in p["message"] and f"status of {status}" in p["message"] for p in problems)
 
 
 def counts(driver: webdriver.Chrome, chart: str) -> list[tuple[str, int]]:
@@ -121,13 +128,13 @@ def test_sign_in_then_the_overview_draws_its_charts_from_the_api_numbers(
     assert browser.find_element(By.TAG_NAME, "h1").text == "Sign in"
     screenshot(browser, shots / "sign-in.png", width=LAPTOP[0])
     by_id(browser, "token").send_keys("not-the-token")
-    by_id(browser, "token").submit()
+    navigate(browser, lambda: by_id(browser, "token").submit())
     assert "not a read token" in by_id(browser, "sign-in-error").text
     assert browser.get_cookies() == []
     assert refusals_only(browser, "/dashboard/sign-in", 401)
     # The right token: a session cookie, HttpOnly and SameSite=Strict, and the overview.
     by_id(browser, "token").send_keys(READ_TOKEN)
-    by_id(browser, "token").submit()
+    navigate(browser, lambda: by_id(browser, "token").submit())
     wait_for(lambda: browser.find_elements(By.ID, "chart-statuses"), what="the overview")
     (cookie,) = browser.get_cookies()
     assert (cookie["httpOnly"], cookie["sameSite"]) == (True, "Strict")
@@ -201,13 +208,13 @@ def test_look_a_membership_up_read_its_timeline_and_go_back_in_time(
     server, ledger = world
     tiers = ledger.tiers
     signed_in(browser, server)
-    browser.find_element(By.LINK_TEXT, "Membership").click()
+    navigate(browser, lambda: browser.find_element(By.LINK_TEXT, "Membership").click())
     by_id(browser, "org").send_keys(str(ORG))
     by_id(browser, "customer").send_keys(str(tiers.customer))
     by_id(browser, "program").send_keys(str(tiers.program))
-    by_id(browser, "program").submit()
+    navigate(browser, lambda: by_id(browser, "program").submit())
     # Now: tier 3, and three events in the order they occurred, the second one late.
-    assert wait_for(lambda: by_id(browser, "state-tier").text) == "3"
+    assert by_id(browser, "state-tier").text == "3"
     events = browser.find_elements(By.CSS_SELECTOR, "#timeline > li")
     assert len(events) == 3
     assert ["late" in (e.get_attribute("class") or "") for e in events] == [False, True, False]
@@ -224,8 +231,8 @@ def test_look_a_membership_up_read_its_timeline_and_go_back_in_time(
         field = by_id(browser, "as_of")
         field.clear()
         field.send_keys(iso_ms(moment))
-        field.submit()
-        wait_for(lambda: "as of" in by_id(browser, "state-when").text, what="the as-of state")
+        navigate(browser, field.submit)
+        assert "as of" in by_id(browser, "state-when").text
         assert by_id(browser, "state-tier").text == tier
     assert_clean(browser, ledger)
 
@@ -235,12 +242,12 @@ def test_page_the_expiring_list_and_download_it_as_the_cli_prints_it(
 ) -> None:
     server, ledger = world
     signed_in(browser, server)
-    browser.find_element(By.LINK_TEXT, "Expiring").click()
+    navigate(browser, lambda: browser.find_element(By.LINK_TEXT, "Expiring").click())
     # A wide window, 25 rows a page (date fields are set directly: their typing is locale's).
     browser.execute_script("arguments[0].value = '2023-01-01'", by_id(browser, "from"))
     browser.execute_script("arguments[0].value = '2030-12-31'", by_id(browser, "to"))
     Select(by_id(browser, "limit")).select_by_value("25")
-    by_id(browser, "limit").submit()
+    navigate(browser, lambda: by_id(browser, "limit").submit())
     wait_for(lambda: "2023-01-01" in by_id(browser, "window").text, what="the filtered page")
 
     def page_rows() -> list[list[str]]:
@@ -249,7 +256,7 @@ def test_page_the_expiring_list_and_download_it_as_the_cli_prints_it(
 
     first = page_rows()
     screenshot(browser, shots / "expiring.png", width=LAPTOP[0])
-    by_id(browser, "next-page").click()
+    navigate(browser, lambda: by_id(browser, "next-page").click())
     second = page_rows()
     assert len(first) == len(second) == 25
     printed = rows_printed(
@@ -301,9 +308,9 @@ def test_replay_a_quarantine_entry_with_the_operator_token_and_not_without(
     entry = ledger.replayable
     org, customer, program = ledger.replayable_key
     signed_in(browser, server)
-    browser.find_element(By.LINK_TEXT, "Quarantine").click()
+    navigate(browser, lambda: browser.find_element(By.LINK_TEXT, "Quarantine").click())
     Select(by_id(browser, "reason")).select_by_value("UNKNOWN_EVENT")
-    by_id(browser, "reason").submit()
+    navigate(browser, lambda: by_id(browser, "reason").submit())
     (card,) = wait_for(lambda: browser.find_elements(By.ID, f"entry-{entry[:12]}"))
     # The raw payloads are shown as text, identifiers masked, hostile text escaped.
     assert any(
@@ -313,8 +320,8 @@ def test_replay_a_quarantine_entry_with_the_operator_token_and_not_without(
     assert_clean(browser, ledger)
     screenshot(browser, shots / "quarantine.png", width=LAPTOP[0])
     # Without the operator token: refused, and nothing recorded.
-    card.find_element(By.CSS_SELECTOR, "form.replay button").click()
-    assert "operator token" in wait_for(lambda: browser.find_elements(By.ID, "message"))[0].text
+    navigate(browser, lambda: card.find_element(By.CSS_SELECTOR, "form.replay button").click())
+    assert "operator token" in by_id(browser, "message").text
     assert refusals_only(browser, "/dashboard/quarantine/replay", 403)
     assert server.get(f"/memberships/{org}/{customer}/{program}").status_code == 404
     assert server.sql("SELECT resolved_at_us FROM ledger_quarantine WHERE id = %s", (entry,)) == [
@@ -323,15 +330,16 @@ def test_replay_a_quarantine_entry_with_the_operator_token_and_not_without(
     # With it: recorded, and the entry resolved.
     card = by_id(browser, f"entry-{entry[:12]}")
     card.find_element(By.CSS_SELECTOR, "input[name=operator_token]").send_keys(OPERATOR_TOKEN)
-    card.find_element(By.CSS_SELECTOR, "form.replay button").click()
-    assert (
-        "recorded at position" in wait_for(lambda: browser.find_elements(By.ID, "message"))[0].text
-    )
+    navigate(browser, lambda: card.find_element(By.CSS_SELECTOR, "form.replay button").click())
+    said = by_id(browser, "message").text
+    recorded = re.search(r"recorded at position (\d+)", said)
+    assert recorded, said
     (resolved,) = server.sql(
         "SELECT resolved_at_us FROM ledger_quarantine WHERE id = %s", (entry,)
     )[0]
     assert resolved is not None
-    answer = server.get(f"/memberships/{org}/{customer}/{program}")
+    # Read your write: the view answers once it holds that position.
+    answer = server.get(f"/memberships/{org}/{customer}/{program}", min_position=recorded[1])
     assert answer.status_code == 200 and answer.json()["status"] == "LINKED"
     assert_clean(browser, ledger)
 
@@ -341,7 +349,7 @@ def test_sign_out_ends_the_session_in_the_browser(
 ) -> None:
     server, ledger = world
     signed_in(browser, server)
-    browser.find_element(By.CSS_SELECTOR, "form.sign-out button").click()
+    navigate(browser, lambda: browser.find_element(By.CSS_SELECTOR, "form.sign-out button").click())
     assert wait_for(lambda: browser.find_elements(By.ID, "token"), what="the sign-in form")
     browser.get(f"{server.url}/dashboard/expiring")
     assert browser.find_element(By.TAG_NAME, "h1").text == "Sign in"

@@ -348,6 +348,14 @@ def _filter_query(filters: dict[str, Any], **extra: Any) -> str:
     return urlencode({k: v for k, v in values.items() if v is not None})
 
 
+def _windows() -> list[tuple[int, str]]:
+    day = data.today()
+    return [
+        (days, f"{PREFIX}/expiring?from={day}&to={day + timedelta(days=days)}")
+        for days in data.WINDOWS
+    ]
+
+
 @router.get("/expiring", response_class=HTMLResponse)
 async def expiring_page(request: Request) -> Response:
     session = _session(request)
@@ -375,6 +383,7 @@ async def expiring_page(request: Request) -> Response:
             form=form,
             kinds=KINDS,
             sizes=PAGE_SIZES,
+            windows=_windows(),
             rows=[],
             next_url=None,
             csv_url=None,
@@ -399,6 +408,7 @@ async def expiring_page(request: Request) -> Response:
         form=form,
         kinds=KINDS,
         sizes=PAGE_SIZES,
+        windows=_windows(),
         rows=rows,
         filters=filters,
         next_url=next_url,
