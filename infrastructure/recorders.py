@@ -269,19 +269,26 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
         and index exists already (any start but the first), run no DDL at all: ``CREATE INDEX
         IF NOT EXISTS`` locks its table before it finds the index, and the whole DDL is one
         transaction that locks the events table first and the quarantine later, the opposite
-        order of a writer (deadlock, seen with processes starting while others ingest)."""
+        order of a writer (deadlock, seen with processes starting while others ingest).
+
+        Everything runs on one pooled connection (the library's own ``create_table`` takes a
+        connection per statement group), so a pool of one connection can start."""
         with self.datastore.get_connection() as conn:
-            if self._schema_exists(conn):
-                self.datastore.register_type_adapters()
-                return
-            conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
-            try:
-                if self._schema_exists(conn):  # made by whoever held the lock before us
-                    self.datastore.register_type_adapters()
-                else:
-                    super().create_table()
-            finally:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+            if not self._schema_exists(conn):
+                with conn.transaction(), conn.cursor() as curs:
+                    curs.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                    if not self._schema_exists(conn):  # else made by whoever held the lock
+                        self._create_types(conn)
+                        self._create_table(curs)
+        self.datastore.register_type_adapters()
+
+    def _create_types(self, conn: Any) -> None:
+        """The library's composite types, each in a savepoint: PostgreSQL has no ``CREATE
+        TYPE IF NOT EXISTS``, and an existing type must not abort the whole transaction."""
+        for statement in self.sql_create_statements:
+            if "CREATE TYPE" in statement.as_string():
+                with suppress(psycopg.errors.DuplicateObject), conn.transaction():
+                    conn.execute(statement, prepare=False)
 
     def _schema_exists(self, conn: Any) -> bool:
         names = {self.events_table}

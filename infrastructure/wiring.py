@@ -5,18 +5,27 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import quote
 
 import psycopg
 from eventsourcing.persistence import PersistenceError
 
-from domain.errors import StorageUnavailableError
+from domain.errors import LedgerError, StorageUnavailableError
 from domain.ledger import Ledger
 from infrastructure.settings import Settings
 
+LEDGER_TABLE = "ledger_inbox"  # made with the event store, in the same DDL, on both stores
+
+
+class NoLedgerError(LedgerError):
+    """The store holds no ledger, and the command may not create one."""
+
 
 @contextmanager
-def open_ledger(settings: Settings) -> Iterator[Ledger]:
-    """A Ledger on the configured store (tables created on first use), closed afterwards."""
+def open_ledger(settings: Settings, *, create: bool = True) -> Iterator[Ledger]:
+    """A Ledger on the configured store, closed afterwards. With ``create``, its tables are
+    made on first use; without, a store that holds no ledger is `NoLedgerError` and is left
+    untouched (a mistyped path must not become an empty ledger that verifies)."""
     # Probe first: the library's pool would wait out its timeout and then only say so.
     reason = _postgres_reason(settings)
     if reason:
@@ -24,9 +33,12 @@ def open_ledger(settings: Settings) -> Iterator[Ledger]:
             f"cannot open the ledger database {settings.display_db}: {reason}"
         )
     try:
+        if not create and not _holds_ledger(settings):
+            where = settings.display_db if settings.is_postgres else _sqlite_path(settings)
+            raise NoLedgerError(f"no ledger at {where}: 'partner-ledger ingest' creates one")
         _prepare_sqlite(settings)
         ledger = Ledger(env=settings.eventsourcing_env())
-    except (PersistenceError, sqlite3.Error, OSError) as error:
+    except (PersistenceError, sqlite3.Error, psycopg.Error, OSError) as error:
         raise StorageUnavailableError(
             f"cannot open the ledger database {settings.display_db}: {_first_line(error)}"
         ) from None
@@ -38,6 +50,37 @@ def open_ledger(settings: Settings) -> Iterator[Ledger]:
         ) from None
     finally:
         ledger.close()
+
+
+def _sqlite_path(settings: Settings) -> str:
+    return settings.eventsourcing_env()["SQLITE_DBNAME"]
+
+
+def _holds_ledger(settings: Settings) -> bool:
+    """Whether the store has the ledger's tables; creates nothing (not even a file)."""
+    if settings.is_postgres:
+        env = settings.eventsourcing_env()
+        with psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"],
+            host=env["POSTGRES_HOST"],
+            port=env["POSTGRES_PORT"],
+            user=env["POSTGRES_USER"],
+            password=env["POSTGRES_PASSWORD"],
+            connect_timeout=settings.connect_timeout_seconds,
+        ) as server:
+            row = server.execute("SELECT to_regclass(%s) IS NOT NULL", (LEDGER_TABLE,)).fetchone()
+            return bool(row and row[0])
+    try:  # mode=rw: open an existing file, never create one
+        connection = sqlite3.connect(f"file:{quote(_sqlite_path(settings))}?mode=rw", uri=True)
+    except sqlite3.OperationalError:
+        return False
+    try:
+        found = connection.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (LEDGER_TABLE,)
+        ).fetchone()
+    finally:
+        connection.close()
+    return found is not None
 
 
 def _prepare_sqlite(settings: Settings) -> None:

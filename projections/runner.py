@@ -10,7 +10,8 @@
   answering. A rebuild happens on request, and automatically when a view's schema version in
   code differs from the live generation's.
 - **Follow** repeats catch-up whenever the log moves: woken by PostgreSQL's NOTIFY (the event
-  store notifies on every write), with a poll as backstop; on SQLite by polling.
+  store notifies on every write), with a poll as backstop; on SQLite by polling. It holds one
+  lock per view, and checks it still holds them before every pass and every write.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import contextlib
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple, cast
 from uuid import UUID
 
@@ -28,12 +29,17 @@ import psycopg
 from domain.errors import LedgerError
 from domain.ledger import Ledger
 from domain.membership import MembershipState, PartnerMembership, fold_state
-from projections.locks import exclusive, postgres_params
+from projections.locks import LockHeldError, LockLostError, LockSet, postgres_params
 from projections.log import Stream, pages, touched_streams
 from projections.store import DeadLetter, Generation, PositionConflictError, ViewStore
 from projections.views import VIEWS, View
 
 Progress = Callable[[int], None]
+REBUILD_WAIT_SECONDS = 300.0  # for another process's rebuild of the same view to finish
+
+
+def _no_check() -> None:
+    return None
 
 
 class RebuildError(LedgerError):
@@ -62,12 +68,23 @@ class _Batch:
 class Projector:
     """Maintains the views of one ledger."""
 
-    def __init__(self, ledger: Ledger, *, batch_size: int = 2000) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        batch_size: int = 2000,
+        rebuild_wait_seconds: float = REBUILD_WAIT_SECONDS,
+    ) -> None:
         self.ledger = ledger
         self.recorder: Any = cast(Any, ledger.recorder)
         self.postgres = self.recorder.placeholder == "%s"
         self.store = ViewStore(self.recorder.datastore, postgres=self.postgres)
         self.batch_size = batch_size
+        self.rebuild_wait_seconds = rebuild_wait_seconds
+        # Called before every write to a view: raises `LockLostError` when a lock that
+        # guards the writing is gone (see `_guarded`).
+        self._check_locks: Callable[[], None] = _no_check
+        self._stopping: threading.Event | None = None  # a follower's stop: ends lock waits
 
     def head(self) -> int:
         return int(self.recorder.max_notification_id() or 0)
@@ -94,8 +111,12 @@ class Projector:
             if view.name not in processed:
                 processed[view.name] = self._catch_up(view, live, strict=False)
         if stale:
-            for name, report in self.rebuild_views(stale).items():
+            for name, report in self.rebuild_views(stale, stale_only=True).items():
                 processed[name] = int(report["events"])
+            for view in stale:  # rebuilt by another process while this one waited
+                live = self.store.live(view)
+                if view.name not in processed and live is not None:
+                    processed[view.name] = self._catch_up(view, live, strict=False)
         return {view.name: processed[view.name] for view in views}
 
     def _catch_up_together(self, live_views: list[tuple[View, Generation]]) -> dict[str, int]:
@@ -175,6 +196,7 @@ class Projector:
 
     def _apply(self, view: View, generation: Generation, batch: _Batch, *, strict: bool) -> None:
         """One batch into one view, in one transaction guarded by the expected position."""
+        self._check_locks()
         rows: list[tuple[Any, ...]] = []
         letters: list[DeadLetter] = []
         replaced: list[str] = []
@@ -228,16 +250,34 @@ class Projector:
         return self.rebuild_views([view], diff_only=diff_only, progress=progress)[view.name]
 
     def rebuild_views(
-        self, views: Sequence[View], *, diff_only: bool = False, progress: Progress | None = None
+        self,
+        views: Sequence[View],
+        *,
+        diff_only: bool = False,
+        progress: Progress | None = None,
+        stale_only: bool = False,
     ) -> dict[str, dict[str, Any]]:
         """`rebuild` several views from one pass over the log: reading and decoding the log
-        is most of a rebuild's work, and every view needs the same folded states."""
+        is most of a rebuild's work, and every view needs the same folded states.
+
+        One rebuild per view at a time: this waits up to ``rebuild_wait_seconds`` for another
+        one to finish (then `LockHeldError`). With ``stale_only``, views that are no longer
+        stale once the locks are held (that rebuild was of them) are left out."""
         started = time.perf_counter()
-        with contextlib.ExitStack() as locks:
-            for view in sorted(views, key=lambda v: v.name):  # one order: no deadlock
-                locks.enter_context(
-                    exclusive(self.recorder.datastore, f"rebuild-{view.name}", wait=True)
-                )
+        locks = LockSet(
+            self.recorder.datastore,
+            [f"rebuild-{view.name}" for view in views],
+            timeout=self.rebuild_wait_seconds,
+            cancel=self._stopping,
+        )
+        locks.take()
+        with contextlib.ExitStack() as held:
+            held.callback(locks.release)
+            held.enter_context(self._guarded(locks.check))
+            if stale_only:
+                views = [view for view in views if self._stale(view)]
+                if not views:
+                    return {}
             unfinished: list[Generation] = []
             try:
                 builds = []
@@ -258,6 +298,25 @@ class Projector:
                     self.store.drop(new)
                 raise
 
+    def _stale(self, view: View) -> bool:
+        live = self.store.live(view)
+        return live is None or live.schema_version != view.schema_version
+
+    @contextlib.contextmanager
+    def _guarded(self, check: Callable[[], None]) -> Iterator[None]:
+        """Within the block, every write to a view first runs ``check`` too."""
+        outer = self._check_locks
+
+        def both() -> None:
+            outer()
+            check()
+
+        self._check_locks = both
+        try:
+            yield
+        finally:
+            self._check_locks = outer
+
     def _new_generation(self, view: View) -> Generation:
         for orphan in self.store.generations(view):
             if orphan.state == "building":  # left by a rebuild that was killed
@@ -276,6 +335,7 @@ class Projector:
         if diff_only:
             self.store.drop(new)
             return report | {"switched": False}
+        self._check_locks()
         previous = self.store.switch(view, new)
         if previous is not None:
             self.store.drop(previous)
@@ -302,6 +362,7 @@ class Projector:
         if stream:
             self._strict_rows(builds, stream, rows)
         self._flush(builds, rows, at_least=1)
+        self._check_locks()
         for _, new in builds:
             self.store.set_position(new, head)
         return count
@@ -315,6 +376,7 @@ class Projector:
     ) -> None:
         for view, new in builds:
             if len(rows[new.table]) >= at_least:
+                self._check_locks()
                 self.store.bulk_load(view, new, rows[new.table])
                 rows[new.table] = []
 
@@ -358,26 +420,42 @@ class Projector:
         on_error: Callable[[Exception], None] | None = None,
     ) -> None:
         """Keep every view current until ``stop`` is set. One follower per view: a second
-        one gets `LockHeldError` at once."""
-        with contextlib.ExitStack() as locks:
-            for name in VIEWS:
-                locks.enter_context(
-                    exclusive(self.recorder.datastore, f"follow-{name}", wait=False)
-                )
-            waiter = _Waiter(self.recorder, backstop_seconds if self.postgres else poll_seconds)
-            with waiter:
+        one gets `LockHeldError` at once.
+
+        The locks can go while the follower runs (an outage or ``pg_terminate_backend`` ends
+        the sessions holding them; someone removes the SQLite lock file), so it checks them
+        before every pass and every write. One that lost them writes nothing until it has
+        taken them again; if another process took them meanwhile, it raises
+        `LockHeldError`: that one follows now."""
+        report = on_error or (lambda error: None)
+        locks = LockSet(self.recorder.datastore, [f"follow-{name}" for name in VIEWS])
+        locks.take()
+        waiter = _Waiter(self.recorder, backstop_seconds if self.postgres else poll_seconds)
+        self._stopping = stop
+        try:
+            with waiter, self._guarded(locks.check):
                 while not stop.is_set():
+                    if not _still_leading(locks, report):
+                        stop.wait(1.0)  # the database is away: try again, do not die
+                        continue
                     try:
                         self.catch_up()
-                    except (PositionConflictError, RebuildError) as error:
-                        if on_error:
-                            on_error(error)
+                    except LockLostError as error:
+                        with contextlib.suppress(LockLostError):
+                            locks.check()  # its own: `_still_leading` says so, takes them again
+                            report(error)  # a rebuild's lock: that rebuild stopped
+                        continue
+                    except (PositionConflictError, RebuildError, LockHeldError) as error:
+                        if not stop.is_set():  # LockHeldError: another process rebuilds
+                            report(error)
                     except Exception as error:
                         # Database gone for a moment: say so and try again, do not die.
-                        if on_error:
-                            on_error(error)
+                        report(error)
                         stop.wait(1.0)
                     waiter.wait(stop)
+        finally:
+            self._stopping = None
+            locks.release()
 
     # --- status --------------------------------------------------------------------------
 
@@ -406,6 +484,30 @@ class Projector:
     def _age_after(self, position: int) -> float | None:
         age = self.recorder.oldest_recorded_after(position)
         return None if age is None else round(max(time.time() - age / 1e6, 0.0), 3)
+
+
+def _still_leading(locks: LockSet, report: Callable[[Exception], None]) -> bool:
+    """True while the follower holds its locks. After it lost them: take them again (True),
+    or False while the database cannot be reached, or `LockHeldError` when another process
+    holds them now."""
+    try:
+        locks.check()
+        return True
+    except LockLostError as lost:
+        if locks.held:
+            report(LockLostError(f"{lost}; not writing until the lock is taken again"))
+        locks.release()
+    try:
+        locks.take()
+    except LockHeldError as taken:
+        raise LockHeldError(
+            f"this follower lost its locks and another process has taken them since ({taken}); "
+            "that one follows the log now"
+        ) from None
+    except (psycopg.Error, OSError) as error:
+        report(error)
+        return False
+    return True
 
 
 class _Waiter:

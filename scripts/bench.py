@@ -9,8 +9,11 @@ writes the same as JSON with --json, and drops the databases. ``--only`` runs so
 Nothing here is a test: it asserts nothing about speed.
 
 Figures:
-1. ingest: ``partner-ledger ingest`` of a generated file, notifications/s end to end, and peak
-   RSS; baseline: COPY of the same number of stored-event rows of the same size into a bare table.
+1. ingest: ``partner-ledger ingest`` of a generated file, notifications/s end to end, client
+   and server CPU per notification, and peak RSS; baselines: the eventsourcing peer
+   (``scripts/bench_peer.py``: a plain Application saving as many events of the same mean size,
+   500 aggregates per save, same library and server, same run), and COPY of our stored-event
+   rows into a bare table (the raw limit).
 2. rebuild: rebuilding the memberships view from the log, events/s; baseline: a raw SELECT of the
    notification log with decoding of every event.
 3. freshness: with ``project --follow`` running, commit-to-visible latency in the memberships
@@ -131,6 +134,12 @@ def run(url: str, scale: dict[str, int], groups: set[str]) -> list[dict[str, Any
 
 
 def bench_ingest(url: str, stream: Path, count: int) -> list[dict[str, Any]]:
+    """Our ingest end to end, then the eventsourcing peer saving as many events of the same
+    mean size (`scripts/bench_peer.py`, 500 aggregates per save, its own scratch database on
+    the same server), then the raw COPY of our stored events. Client CPU is each process's
+    own (with its parsing workers); server CPU is PostgreSQL's, measured around each."""
+    cpu_children = _children_cpu_seconds()
+    server = postgres_cpu_seconds()
     started = time.perf_counter()
     done = subprocess.run(
         [str(CLI), "--db", url, "ingest", str(stream), "--json"],
@@ -139,18 +148,49 @@ def bench_ingest(url: str, stream: Path, count: int) -> list[dict[str, Any]]:
         text=True,
     )
     seconds = time.perf_counter() - started
+    server = postgres_cpu_seconds() - server
+    client = _children_cpu_seconds() - cpu_children
     summary = json.loads(done.stdout)
     rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     ours = count / seconds
+    events, state_bytes = stored_event_sizes(url)
+    peer = run_peer(url, events, state_bytes)
+    peer_rate = peer["events"] / peer["seconds"]
     raw = raw_copy_rate(url)
+    per_notification = 1e6 / max(count, 1)
+    per_peer_event = 1e6 / max(peer["events"], 1)
     return [
         figure(
-            "ingest notifications/s (end to end, with views)",
+            "ingest notifications/s vs the eventsourcing peer",
+            ours,
+            peer_rate,
+            ">= 1.5x the peer (aim 2x)",
+            ours >= 1.5 * peer_rate,
+            unit="/s",
+        ),
+        figure(
+            "ingest notifications/s (end to end, with views) vs raw COPY",
             ours,
             raw,
             ">= 0.25x raw COPY",
             ours >= 0.25 * raw,
             unit="/s",
+        ),
+        figure(
+            "ingest client CPU us per notification (peer: per event)",
+            client * per_notification,
+            peer["client_cpu_seconds"] * per_peer_event,
+            "-",
+            True,
+            unit="us",
+        ),
+        figure(
+            "ingest server CPU us per notification (peer: per event)",
+            server * per_notification,
+            peer["server_cpu_seconds"] * per_peer_event,
+            "-",
+            True,
+            unit="us",
         ),
         figure("ingest peak RSS MB", rss_mb, None, "< 300 MB", rss_mb < 300, unit="MB"),
         figure(
@@ -162,6 +202,62 @@ def bench_ingest(url: str, stream: Path, count: int) -> list[dict[str, Any]]:
             == summary["recorded"] + summary["duplicates"] + summary["quarantined"],
         ),
     ]
+
+
+def stored_event_sizes(url: str) -> tuple[int, int]:
+    """How many events the ingest stored, and their mean stored state size in bytes."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*), coalesce(avg(length(state)), 0) FROM partnerledger_events"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def run_peer(url: str, events: int, state_bytes: int) -> dict[str, Any]:
+    """`scripts/bench_peer.py` on a scratch database of the same server as ``url``."""
+    admin = f"{url.rsplit('/', 1)[0]}/postgres"
+    with scratch_database(admin, "peer") as peer_url:
+        server = postgres_cpu_seconds()
+        command = [sys.executable, str(ROOT / "scripts/bench_peer.py"), "--db", peer_url]
+        done = subprocess.run(
+            [*command, "--events", str(events), "--state-bytes", str(state_bytes)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        server = postgres_cpu_seconds() - server
+    result: dict[str, Any] = json.loads(done.stdout)
+    result["server_cpu_seconds"] = round(server, 3)
+    print(f"eventsourcing peer: {json.dumps(result)}", file=sys.stderr)
+    return result
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def postgres_cpu_seconds() -> float:
+    """User + system CPU seconds of the local PostgreSQL server so far: its live processes,
+    plus what its exited backends used (counted in the postmaster's children times). Reads
+    /proc, so the server must run on this machine (it does here: loopback only)."""
+    ticks = 0
+    processes: dict[int, tuple[int, list[str]]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        if name.startswith("postgres"):
+            fields = text.rpartition(")")[2].split()
+            processes[int(stat.parent.name)] = (int(fields[1]), fields)
+    for parent, fields in processes.values():
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        if parent not in processes:  # the postmaster: add its reaped children
+            ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def raw_copy_rate(url: str) -> float:

@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(db=args.db) if args.db else Settings()
         if hasattr(args, "serve"):  # the HTTP service opens one ledger per worker process
             return int(args.serve(args, settings))
-        with open_ledger(settings) as ledger:
+        # Only the commands that record may make a new ledger; the others need one.
+        with open_ledger(settings, create=getattr(args, "creates_ledger", False)) as ledger:
             return int(args.handler(args, ledger))
     except LedgerError as error:
         print(f"partner-ledger: {error}", file=sys.stderr)
@@ -58,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument(
         "--batch-size", type=arguments.positive, default=None, help="payloads per transaction"
     )
-    ingest.set_defaults(handler=recording.ingest)
+    ingest.set_defaults(handler=recording.ingest, creates_ledger=True)
 
     export = commands.add_parser("export", help="write a view as JSON Lines or CSV")
     export.add_argument("view", choices=["memberships", "expiry"])
@@ -112,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=arguments.positive, default=2000, help="events per transaction"
     )
     project.add_argument("--json", action="store_true")
-    project.set_defaults(handler=operating.project)
+    project.set_defaults(handler=operating.project, creates_ledger=True)
 
     rebuild = commands.add_parser("rebuild", help="rebuild views blue/green from the log")
     rebuild.add_argument(

@@ -3,6 +3,9 @@
 - `Follower` runs `Projector.follow` on a thread of each worker process. Only one follower per
   view can run against a database (an advisory lock); the others get `LockHeldError` and try
   again every few seconds, so if the process holding the lock goes away, another takes over.
+  A follower whose lock went while it ran (an outage ended its lock session) writes nothing
+  until it has taken the lock again; when another worker took it meanwhile, it gets
+  `LockHeldError` too and waits its turn like the others.
   A separate ``partner-ledger project --follow`` is just as good: the service then relies on it.
 - `ViewWatcher` answers "has view V reached position N?" for read-your-writes. While at least
   one request is waiting it polls the live generations' positions every few milliseconds, one

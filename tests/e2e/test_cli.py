@@ -906,6 +906,7 @@ def test_a_bad_request_to_a_working_ledger_is_one_sentence_on_stderr_and_exit_1(
     db_url: str, case: tuple[tuple[str, ...], str]
 ) -> None:
     args, words = case
+    cli("project", db=db_url).ok()  # a working ledger: read-only commands create none
     assert words in cli(*args, db=db_url).failed_with_one_sentence()
 
 

@@ -1,0 +1,146 @@
+"""The library's own recorder contract, run against both of our recorders.
+
+Our recorders replace parts of the library's (binary column arrays, inbox and heads in the same
+transaction) under a ``9.5.*`` pin, so the library's test cases are the contract they must keep:
+`ApplicationRecorderTestCase` (insert and select, notification ids, concurrent writers with
+concurrent readers) and `NonInterleavingNotificationIDsBaseCase` (two racing inserts never
+interleave their notification ids). The cases that only print timings are left out.
+
+Each case gets a fresh SQLite file or a fresh PostgreSQL database (made and dropped here, named
+after the test session as in ``conftest.py``), and a connection pool of ONE connection: the
+smallest pool a deployment may configure, which ``create_table`` once could not start on.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.sqlite import SQLiteDatastore
+from eventsourcing.tests.persistence import (
+    ApplicationRecorderTestCase,
+    NonInterleavingNotificationIDsBaseCase,
+)
+
+from infrastructure.recorders import PostgresLedgerRecorder, SQLiteLedgerRecorder
+from tests.conftest import ADMIN_URL, PostgresServer
+
+_server = PostgresServer(ADMIN_URL)
+
+
+class _OnPostgres:
+    """A fresh database per case and a pool of one connection."""
+
+    url: str
+    datastore: PostgresDatastore
+
+    def setUp(self) -> None:
+        self.url = _server.create()
+        name = self.url.rsplit("/", 1)[1]
+        self.datastore = PostgresDatastore(
+            dbname=name,
+            host="127.0.0.1",
+            port="5432",
+            user="postgres",
+            password="",
+            pool_size=1,
+            max_overflow=0,
+            get_password_func=None,
+        )
+        super().setUp()  # type: ignore[misc]
+
+    def tearDown(self) -> None:
+        super().tearDown()  # type: ignore[misc]
+        self.datastore.close()
+        _server.drop(self.url)
+
+    def create_recorder(self) -> PostgresLedgerRecorder:
+        recorder = PostgresLedgerRecorder(self.datastore)
+        recorder.create_table()
+        return recorder
+
+
+class _OnSQLite:
+    """A fresh file per case (WAL, as the ledger uses it)."""
+
+    directory: tempfile.TemporaryDirectory[str]
+    datastore: SQLiteDatastore
+
+    def setUp(self) -> None:
+        self.directory = tempfile.TemporaryDirectory()
+        self.datastore = SQLiteDatastore(str(Path(self.directory.name) / "ledger.db"))
+        super().setUp()  # type: ignore[misc]
+
+    def tearDown(self) -> None:
+        super().tearDown()  # type: ignore[misc]
+        self.datastore.close()
+        self.directory.cleanup()
+
+    def create_recorder(self) -> SQLiteLedgerRecorder:
+        recorder = SQLiteLedgerRecorder(self.datastore)
+        recorder.create_table()
+        return recorder
+
+
+class TestPostgresApplicationRecorderContract(_OnPostgres, ApplicationRecorderTestCase[Any]):
+    test_performance = None  # type: ignore[assignment]  # prints timings, asserts nothing
+    test_concurrent_throughput = None  # type: ignore[assignment]
+
+
+class TestSQLiteApplicationRecorderContract(_OnSQLite, ApplicationRecorderTestCase[Any]):
+    test_performance = None  # type: ignore[assignment]
+    test_concurrent_throughput = None  # type: ignore[assignment]
+
+
+class TestPostgresNonInterleavingNotificationIds(
+    _OnPostgres, NonInterleavingNotificationIDsBaseCase
+):
+    pass
+
+
+class TestSQLiteNonInterleavingNotificationIds(_OnSQLite, NonInterleavingNotificationIDsBaseCase):
+    pass
+
+
+def test_postgres_recorder_starts_on_a_pool_of_one_connection(
+    postgres: PostgresServer,
+) -> None:
+    # Given a new database and a pool that can hand out one connection only
+    url = postgres.create()
+    datastore = PostgresDatastore(
+        dbname=url.rsplit("/", 1)[1],
+        host="127.0.0.1",
+        port="5432",
+        user="postgres",
+        password="",
+        pool_size=1,
+        max_overflow=0,
+        get_password_func=None,
+    )
+    try:
+        # When the recorder creates its tables (the first start) and starts again
+        PostgresLedgerRecorder(datastore).create_table()
+        PostgresLedgerRecorder(datastore).create_table()
+        # Then every table exists
+        with psycopg.connect(url, autocommit=True) as conn:
+            tables = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT relname FROM pg_class WHERE relkind = 'r' "
+                    "AND relnamespace = current_schema()::regnamespace"
+                )
+            }
+        assert {
+            "stored_events",
+            "ledger_inbox",
+            "ledger_heads",
+            "ledger_quarantine",
+            "ledger_customer_keys",
+            "ledger_digests",
+        } <= tables
+    finally:
+        datastore.close()
+        postgres.drop(url)
