@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
@@ -108,11 +108,12 @@ async def _form(request: Request) -> dict[str, str]:
 
 
 def _same_origin(request: Request) -> bool:
-    """A form post from one of our own pages (browsers send Origin on every POST)."""
+    """A form post from one of our own pages: browsers send Origin on every POST. Only the
+    host is compared: behind a TLS proxy the scheme seen here may be plain HTTP."""
     origin = request.headers.get("origin")
     if origin is None:
         return True
-    return origin == f"{request.url.scheme}://{request.headers.get('host', '')}"
+    return urlsplit(origin).netloc == request.headers.get("host", "")
 
 
 # --- signing in and out --------------------------------------------------------------------
