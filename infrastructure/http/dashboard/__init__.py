@@ -8,14 +8,16 @@ from pathlib import Path
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from infrastructure.http.dashboard.pages import PREFIX, router
+from infrastructure.http.dashboard import expiring, membership, pages, quarantine
+from infrastructure.http.dashboard.web import PREFIX
 
 STATIC = Path(__file__).parent / "static"
 
 
 def install(app: FastAPI) -> None:
     """Add the dashboard's pages and its stylesheet (vendored: nothing from a CDN)."""
-    app.include_router(router)
+    for module in (pages, membership, expiring, quarantine):
+        app.include_router(module.router)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="dashboard-static")
 
 
