@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +98,13 @@ def test_chart_labels_are_escaped_and_every_bar_carries_its_count() -> None:
     )
     counts = [int(n) for n in re.findall(r'data-count="(\d+)"', columns)]
     assert counts == [4, 1, 0, 2]
+
+
+def test_the_dashboard_and_its_json_hold_no_sql_of_their_own() -> None:
+    root = Path(__file__).parents[2] / "infrastructure" / "http"
+    doors = [*sorted((root / "dashboard").glob("*.py")), root / "overview.py"]
+    sql = re.compile(
+        r"\b(SELECT|INSERT|UPDATE|DELETE FROM)\s+\w"
+    )  # the code base writes SQL uppercase
+    assert len(doors) >= 8
+    assert {path.name for path in doors if sql.search(path.read_text())} == set()
