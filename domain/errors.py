@@ -4,6 +4,7 @@ LedgerError
 +-- InvalidNotificationError   a payload that cannot become a ledger event (quarantined)
 +-- MembershipNotFoundError    a query for a membership the ledger has never seen
 +-- StorageUnavailableError    the event store cannot be reached (retry later)
++-- StoreRefusedError          the store refused a batch's data (not retried; split out)
 +-- ConfigurationError         a bad database URL or setting
 """
 
@@ -28,6 +29,7 @@ class Reason(StrEnum):
     BAD_DATE = "BAD_DATE"
     BAD_VALUE = "BAD_VALUE"
     ID_COLLISION = "ID_COLLISION"
+    STORE_REFUSED = "STORE_REFUSED"
 
 
 REASON_SENTENCES: dict[Reason, str] = {
@@ -38,8 +40,11 @@ REASON_SENTENCES: dict[Reason, str] = {
     Reason.BAD_NUMBER: "a field that must be an integer is not one",
     Reason.BAD_TIMESTAMP: "createdAt is not a plausible epoch-milliseconds time",
     Reason.BAD_DATE: "a date field is not a valid YYYY-MM-DD date",
-    Reason.BAD_VALUE: "a field has the wrong type (an object or list where text belongs)",
+    Reason.BAD_VALUE: "a field has the wrong type (an object or list where text belongs), "
+    "or a text is longer than its limit",
     Reason.ID_COLLISION: "the eventId was already recorded with different business content",
+    Reason.STORE_REFUSED: "the database refused to store it (a data exception or a limit), "
+    "while the rest of its batch was recorded",
 }
 
 
@@ -66,6 +71,12 @@ class MembershipNotFoundError(LedgerError):
 
 class StorageUnavailableError(LedgerError):
     """The event store could not be reached or timed out; nothing was written."""
+
+
+class StoreRefusedError(LedgerError):
+    """The store refused the data of a batch (PostgreSQL SQLSTATE class 22, data exception,
+    or 54, program limit exceeded; SQLite's equivalents). Retrying the same batch cannot help:
+    the ledger splits the batch to find the payload it refuses and quarantines that one."""
 
 
 class ConfigurationError(LedgerError):

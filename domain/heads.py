@@ -1,7 +1,8 @@
 """Membership heads as stored text: the state as a JSON object of named fields.
 
 A head written by a release whose `MembershipState` had other fields does not decode (None):
-the ledger then loads and folds that membership's events instead, and writes a new head.
+the ledger then loads and folds that membership's events instead, and writes a new head (heads
+of release 2, before the expiry instants, are such heads).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from uuid import UUID
 from domain.membership import Head, MembershipState, Status
 
 FORMAT: Final = 1
-_DATETIMES: Final = frozenset({"linked_at", "delinked_at", "last_reminder_at"})
+_DATETIMES: Final = frozenset(
+    {"linked_at", "delinked_at", "last_reminder_at", "tier_expiry_at", "membership_expiry_at"}
+)
 _DATES: Final = frozenset({"tier_expiry_date", "membership_expiry_date", "scheduled_expiry_date"})
 
 

@@ -156,6 +156,10 @@ def _entries(
             "kind": event.kind.value,
             "update_type": getattr(event, "update_type", None),
             "source": dict(event.source),
+            "expiry_instants": {
+                name: None if moment is None else iso(moment)
+                for name, moment in event.expiry_instants.items()
+            },
             "changes": {
                 name: [jsonable(before), jsonable(after)]
                 for name, (before, after) in step.changes().items()

@@ -5,6 +5,10 @@ their inbox rows commit together or not at all. Duplicate detection reads the in
 relies on its unique indexes at commit time; a concurrent writer that wins the race turns our
 commit into an ``IntegrityError``, and the whole batch is tried again from the top (optimistic
 concurrency), this time seeing the other writer's rows.
+
+When the store refuses a batch's data (`StoreRefusedError`: a data exception or a limit, which
+no retry can cure), the batch is split in halves, each recorded on its own, until the payload
+the store refuses is alone: that one is quarantined as ``STORE_REFUSED`` and the others commit.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Final, Literal, Protocol, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -28,14 +32,17 @@ from eventsourcing.persistence import (
     StoredEvent,
     Transcoding,
 )
+from eventsourcing.utils import Environment, EnvType, strtobool
 
 from domain.audit import AuditStore
 from domain.errors import (
+    ConfigurationError,
     InvalidNotificationError,
     LedgerError,
     MembershipNotFoundError,
     Reason,
     StorageUnavailableError,
+    StoreRefusedError,
 )
 from domain.heads import decode_head, encode_head
 from domain.integrity import GENESIS
@@ -171,6 +178,33 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
+# What the ledger's recorders support of the library's settings: the two stores, each with
+# our own recorder, and events stored as plain JSON (the recorders hash, chain and read the
+# stored bytes themselves, and write their rows beside the library's own insert).
+PERSISTENCE_MODULES: Final = {
+    "eventsourcing.sqlite": "infrastructure.recorders:SQLiteLedgerRecorder",
+    "eventsourcing.postgres": "infrastructure.recorders:PostgresLedgerRecorder",
+}
+UNSUPPORTED_SETTINGS: Final = {
+    "COMPRESSOR_TOPIC": "compressed events",
+    "CIPHER_TOPIC": "encrypted events (identifiers are sealed per customer instead)",
+    "CIPHER_KEY": "encrypted events (identifiers are sealed per customer instead)",
+    "TRANSCODER_TOPIC": "another transcoder",
+    "MAPPER_TOPIC": "another mapper",
+    "POSTGRES_SCHEMA": "another PostgreSQL schema",
+    "POSTGRES_GET_PASSWORD_TOPIC": "a password function",
+    "TRACKING_RECORDER_TOPIC": "a tracking recorder",
+    "PROCESS_RECORDER_TOPIC": "a process recorder",
+    "INFRASTRUCTURE_FACTORY": "another persistence module",
+    "FACTORY_TOPIC": "another persistence module",
+}
+UNSUPPORTED_FLAGS: Final = {
+    "POSTGRES_ENABLE_DB_FUNCTIONS": "PostgreSQL functions for the insert (they bypass the "
+    "inbox, heads and quarantine)",
+    "IS_SNAPSHOTTING_ENABLED": "snapshots",
+}
+
+
 class Ledger(Application[UUID]):
     """The partner-membership ledger."""
 
@@ -179,6 +213,15 @@ class Ledger(Application[UUID]):
     def __init__(self, env: dict[str, str] | None = None) -> None:
         super().__init__(env)
         self.conflicts = 0
+
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        """The library's settings from ``env`` alone. The library's own version merges the
+        whole process environment (``PARTNERLEDGER_SQLITE_DBNAME``, ``COMPRESSOR_TOPIC``...)
+        over what the validated settings rendered; here nothing but ``env`` counts, and a
+        setting our recorders do not support is refused (`ConfigurationError`)."""
+        given = dict(env or {})
+        check_library_settings(given)
+        return Environment(name, given)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -214,27 +257,70 @@ class Ledger(Application[UUID]):
         resolving: Sequence[str] | None,
     ) -> list[Outcome]:
         with self.store.writing():
-            for attempt in range(MAX_ATTEMPTS):
+            return self._record_splitting(payloads, parsed, received_at_us, resolving)
+
+    def _record_splitting(
+        self,
+        payloads: Sequence[bytes],
+        parsed: Sequence[Notification | InvalidNotificationError],
+        received_at_us: int,
+        resolving: Sequence[str] | None,
+    ) -> list[Outcome]:
+        """Record the batch; if the store refuses its data, record each half on its own
+        (bisection), and quarantine a payload that the store refuses alone."""
+        try:
+            return self._record_attempts(payloads, parsed, received_at_us, resolving)
+        except StoreRefusedError as refusal:
+            if len(payloads) == 1:
+                refused = InvalidNotificationError(
+                    Reason.STORE_REFUSED, f"the database refused to store it: {refusal}"
+                )
                 try:
-                    # Conflicts are other writers committing the same notifications or
-                    # appending to the same memberships first: the next attempt sees their rows
-                    # and heads. Only a head behind its events (appended by a release that kept
-                    # no heads) keeps conflicting; after a few attempts, read whole histories.
-                    return self._record_batch(
-                        payloads,
-                        parsed,
-                        received_at_us,
-                        resolving,
-                        use_heads=attempt < TRUST_HEADS_ATTEMPTS,
-                    )
-                except IntegrityError:
-                    self.conflicts += 1
-                    # Jittered backoff, so that writers racing on the same rows fall out of step.
-                    time.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))
-                except (OperationalError, InterfaceError) as error:
+                    return self._record_attempts(payloads, [refused], received_at_us, resolving)
+                except StoreRefusedError as again:
                     raise StorageUnavailableError(
-                        f"the event store is unavailable: {error}"
+                        f"the database refused a payload even as a quarantine entry: {again}"
                     ) from None
+            middle = len(payloads) // 2
+            halves = [slice(0, middle), slice(middle, None)]
+            return [
+                outcome
+                for half in halves
+                for outcome in self._record_splitting(
+                    payloads[half],
+                    parsed[half],
+                    received_at_us,
+                    None if resolving is None else resolving[half],
+                )
+            ]
+
+    def _record_attempts(
+        self,
+        payloads: Sequence[bytes],
+        parsed: Sequence[Notification | InvalidNotificationError],
+        received_at_us: int,
+        resolving: Sequence[str] | None,
+    ) -> list[Outcome]:
+        """The batch in one transaction, tried again while it loses races to other writers."""
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                # Conflicts are other writers committing the same notifications or
+                # appending to the same memberships first: the next attempt sees their rows
+                # and heads. Only a head behind its events (appended by a release that kept
+                # no heads) keeps conflicting; after a few attempts, read whole histories.
+                return self._record_batch(
+                    payloads,
+                    parsed,
+                    received_at_us,
+                    resolving,
+                    use_heads=attempt < TRUST_HEADS_ATTEMPTS,
+                )
+            except IntegrityError:
+                self.conflicts += 1
+                # Jittered backoff, so that writers racing on the same rows fall out of step.
+                time.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))
+            except (OperationalError, InterfaceError) as error:
+                raise StorageUnavailableError(f"the event store is unavailable: {error}") from None
         raise ConcurrencyError(f"gave up after {MAX_ATTEMPTS} concurrent-write conflicts")
 
     def _record_batch(
@@ -452,6 +538,37 @@ class Ledger(Application[UUID]):
         yield from sorted(states, key=lambda s: (s.org_id, s.customer_id, s.partner_program_id))
 
 
+def check_library_settings(env: dict[str, str]) -> None:
+    """Refuse, with one sentence, library settings the ledger's recorders do not support."""
+    module = env.get("PERSISTENCE_MODULE", "")
+    if module not in PERSISTENCE_MODULES:
+        raise ConfigurationError(
+            f"the ledger cannot use the persistence module {module or '(none)'!r}: "
+            "it stores events in SQLite or PostgreSQL only"
+        )
+    recorder = env.get("APPLICATION_RECORDER_TOPIC")
+    if recorder != PERSISTENCE_MODULES[module]:
+        raise ConfigurationError(
+            f"the ledger cannot use the application recorder {recorder!r}: "
+            f"{module} needs {PERSISTENCE_MODULES[module]}"
+        )
+    for key, value in sorted(env.items()):
+        what = UNSUPPORTED_SETTINGS.get(key)
+        if what is None and key in UNSUPPORTED_FLAGS and _true(value):
+            what = UNSUPPORTED_FLAGS[key]
+        if what is None and key.startswith(f"{Ledger.name.upper()}_"):
+            what = "settings named after the application"
+        if what is not None and value != "":
+            raise ConfigurationError(f"the ledger does not support {what} (library setting {key})")
+
+
+def _true(value: str) -> bool:
+    try:
+        return bool(strtobool(value))
+    except ValueError:
+        return True  # neither true nor false: not a value the ledger can vouch for
+
+
 def parse_all(payloads: Sequence[bytes]) -> list[Notification | InvalidNotificationError]:
     """Each payload parsed, or the reason it cannot be recorded; fingerprints computed."""
     results = [_parse(raw) for raw in payloads]
@@ -501,8 +618,10 @@ EXPORT_FIELDS = (
     "delinked_at",
     "tier_number",
     "tier_expiry_date",
+    "tier_expiry_at",
     "membership_number",
     "membership_expiry_date",
+    "membership_expiry_at",
     "scheduled_expiry_date",
     "last_update_type",
     "last_reminder_at",

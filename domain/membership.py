@@ -44,8 +44,10 @@ class Status(StrEnum):
 PERIOD_FIELDS: Final = (
     "tier_number",
     "tier_expiry_date",
+    "tier_expiry_at",
     "membership_number",
     "membership_expiry_date",
+    "membership_expiry_at",
     "scheduled_expiry_date",
     "last_update_type",
     "last_reminder_at",
@@ -70,8 +72,10 @@ class MembershipState(NamedTuple):
     delinked_at: datetime | None = None
     tier_number: int | None = None
     tier_expiry_date: date | None = None
+    tier_expiry_at: datetime | None = None
     membership_number: str | None = None
     membership_expiry_date: date | None = None
+    membership_expiry_at: datetime | None = None
     scheduled_expiry_date: date | None = None
     last_update_type: str | None = None
     last_reminder_at: datetime | None = None
@@ -136,12 +140,14 @@ class PartnerMembership(Aggregate):
         """A notification recorded against this membership.
 
         Version 2 added ``delivered_at`` (shape A's ``timeStamp``, the delivery time); events
-        stored by release 1 are upcast with ``delivered_at`` None. The stored bytes are never
-        rewritten, so their hash chains still verify."""
+        stored by release 1 are upcast with ``delivered_at`` None. Version 3 added
+        ``expiry_instants`` (the ``...InMillis`` instants present: ``tier_expiry_at``,
+        ``membership_expiry_at``); events stored by releases 1 and 2 are upcast with none. The
+        stored bytes are never rewritten, so their hash chains still verify."""
 
         TOPIC: ClassVar[str] = "partner_ledger.PartnerMembership.Recorded"
         kind: ClassVar[Kind]
-        class_version: ClassVar[int] = 2
+        class_version: ClassVar[int] = 3
 
         org_id: int
         customer_id: int
@@ -156,10 +162,15 @@ class PartnerMembership(Aggregate):
         identifiers: str | None  # sealed per customer; see infrastructure/vault.py
         anomalies: list[str]
         delivered_at: datetime | None
+        expiry_instants: dict[str, datetime | None]
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["delivered_at"] = None
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            state["expiry_instants"] = {}
 
         def apply(self, aggregate: PartnerMembership) -> None:
             aggregate.arrived(self)
@@ -355,6 +366,10 @@ def _event_fields(notification: Notification) -> dict[str, Any]:
         "partner_program_name": notification.partner_program_name,
         "partner_program_type": notification.partner_program_type,
         "details": notification.details.present(),
+        "expiry_instants": {
+            name: None if millis is None else datetime.fromtimestamp(millis / 1000, tz=UTC)
+            for name, millis in notification.expiry_instants.present().items()
+        },
         "fingerprint": notification.fingerprint,
         "source": {
             "event_name": notification.event_name,
@@ -421,6 +436,7 @@ class _Fact(NamedTuple):
     fingerprint: str = ""
     source: dict[str, str | None] | None = None
     identifiers: str | None = None
+    expiry_instants: dict[str, datetime | None] | None = None
 
 
 def _effect(state: MembershipState, event: Any) -> tuple[MembershipState, list[str], bool]:
@@ -456,7 +472,8 @@ def _apply(state: MembershipState, event: Any) -> tuple[MembershipState, list[st
     if event.kind is Kind.LINKED:
         if state.status is Status.LINKED:
             anomalies.append("LINK_WHILE_LINKED")
-        return _open_period(state, linked_at=at, **event.details), anomalies, True
+        opened = _open_period(state, linked_at=at, **event.details, **_instant_changes(event))
+        return opened, anomalies, True
 
     if event.kind is Kind.DELINKED:
         if state.status is Status.DELINKED:
@@ -485,10 +502,29 @@ def _apply(state: MembershipState, event: Any) -> tuple[MembershipState, list[st
         anomalies.append("UPDATE_AFTER_DELINK" if state.status else "UPDATE_WITHOUT_LINK")
         state = _open_period(state, linked_at=None)
     anomalies.extend(_tier_direction(state.tier_number, event))
-    changes = event.details
+    changes = event.details | _instant_changes(event)
     if event.update_type is not None:
         changes = changes | {"last_update_type": event.update_type}
     return state._replace(**changes), anomalies, True
+
+
+_INSTANTS: Final = (
+    ("tier_expiry_at", "tier_expiry_date"),
+    ("membership_expiry_at", "membership_expiry_date"),
+)
+
+
+def _instant_changes(event: Any) -> dict[str, datetime | None]:
+    """The expiry instants an event sets: the ones it carries, and none (null) beside a date
+    it carries without its instant, so that an instant never outlives the date it came with."""
+    instants = event.expiry_instants or {}
+    changes: dict[str, datetime | None] = {}
+    for instant, day in _INSTANTS:
+        if instant in instants:
+            changes[instant] = instants[instant]
+        elif day in event.details:
+            changes[instant] = None
+    return changes
 
 
 def _tier_direction(before: int | None, event: Any) -> list[str]:

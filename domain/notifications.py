@@ -11,9 +11,11 @@ message (never per event type):
 
 Normalization: every key is stripped at every depth (``"orgId "`` is ``orgId``), so is every
 string value (``"Drivers "`` is ``Drivers``); mobile numbers lose all inner whitespace. Ids are
-integers (int, integral float or digit string); ``createdAt`` is epoch milliseconds and is the
-occurrence time (``timeStamp`` in shape A is delivery time). Anything that does not fit raises
-`InvalidNotificationError` with a stable reason code and a sentence naming each offending field.
+integers (int, digit string, or a JSON number with a fraction or exponent whose exact decimal
+value is an integer: ``9007199254740993.0`` is 9007199254740993); ``createdAt`` is epoch
+milliseconds and is the occurrence time (``timeStamp`` in shape A is delivery time). Anything
+that does not fit raises `InvalidNotificationError` with a stable reason code and a sentence
+naming each offending field.
 Payload key names never leave this module: the rest of the ledger sees `Notification` only.
 """
 
@@ -22,8 +24,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, Any, Final, Self
@@ -75,10 +78,24 @@ KNOWN_UPDATE_TYPES: Final = frozenset(
 # placeholders such as 3563, which are integers but not times anyone could mean.
 _EARLIEST_MS: Final = 946_684_800_000
 _LATEST_MS: Final = 4_102_444_800_000
+# An expiry instant may lie far ahead (Capillary's open-ended "link + 100 years"): any time
+# from 1970 up to the end of year 9999 reads.
+_LATEST_INSTANT_MS: Final = 253_402_300_800_000
+# The UTC offsets in use anywhere (UTC-12:00 to UTC+14:00): an expiry instant agrees with its
+# date string when some offset puts it on that calendar date.
+_WEST_MS: Final = 12 * 3_600_000
+_EAST_MS: Final = 14 * 3_600_000
 _MAX_ID: Final = 2**63 - 1
 _INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
 _TIME = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,9})?"
 _DATE = re.compile(rf"([0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}})(?:[ T]{_TIME})?")
+# Every text that is indexed, keyed or shown has a limit, in characters (docs/domain.md): a
+# longer one is BAD_VALUE. PostgreSQL cannot index a text of more than 2,704 bytes at all.
+ID_TEXT_LIMIT: Final = 256  # eventId, refId, apiRequestId
+NAME_LIMIT: Final = 256  # partnerProgramName, membershipNumber, externalId
+CODE_LIMIT: Final = 64  # partnerProgramType, updateType
+MOBILE_LIMIT: Final = 64
+EMAIL_LIMIT: Final = 320  # the longest address RFC 5321 allows
 # Unpaired surrogates cannot be encoded, and NUL cannot be stored in a PostgreSQL text column.
 _UNSTORABLE = re.compile("[\ud800-\udfff\x00]")
 _ORG_PREFIX = re.compile(r"^\d+_")
@@ -96,6 +113,8 @@ def _integer(value: Any, *, minimum: int) -> int:
         number = None
     elif isinstance(value, int):
         number = value
+    elif isinstance(value, DecimalNumber):
+        number = value.integer()
     elif (isinstance(value, float) and value.is_integer()) or (
         isinstance(value, str) and _INTEGER.fullmatch(value)
     ):
@@ -153,7 +172,35 @@ def _calendar_date(value: Any) -> date | None:
         ) from None
 
 
+def _bounded(limit: int) -> Callable[[Any], str | None]:
+    def text(value: Any) -> str | None:
+        checked = _text(value)
+        if checked is not None and len(checked) > limit:
+            raise PydanticCustomError(
+                "bad_value",
+                "{value} is {length} characters long, over the limit of {limit}",
+                {"value": _shown(checked), "length": len(checked), "limit": limit},
+            )
+        return checked
+
+    return text
+
+
+def _bounded_upper(limit: int) -> Callable[[Any], str | None]:
+    bounded = _bounded(limit)
+
+    def text(value: Any) -> str | None:
+        checked = bounded(value)
+        return checked.upper() if checked else None
+
+    return text
+
+
 def _text(value: Any) -> str | None:
+    if isinstance(value, DecimalNumber):
+        # As release 1 wrote such a number as text (through a float), so that the
+        # fingerprint of a redelivered payload does not change.
+        return str(float(value))
     if value is None or isinstance(value, str):
         return value or None
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -161,17 +208,15 @@ def _text(value: Any) -> str | None:
     raise PydanticCustomError("bad_value", "{value} is not text", {"value": _shown(value)})
 
 
-def _upper_text(value: Any) -> str | None:
-    text = _text(value)
-    return text.upper() if text else None
-
-
 Identifier = Annotated[int, BeforeValidator(_identifier)]
 EpochMillis = Annotated[int, BeforeValidator(_epoch_millis)]
 TierNumber = Annotated[int | None, BeforeValidator(_tier_number)]
 CalendarDate = Annotated[date | None, BeforeValidator(_calendar_date)]
-Text = Annotated[str | None, BeforeValidator(_text)]
-UpperText = Annotated[str | None, BeforeValidator(_upper_text)]
+IdText = Annotated[str | None, BeforeValidator(_bounded(ID_TEXT_LIMIT))]
+NameText = Annotated[str | None, BeforeValidator(_bounded(NAME_LIMIT))]
+CodeText = Annotated[str | None, BeforeValidator(_bounded_upper(CODE_LIMIT))]
+MobileText = Annotated[str | None, BeforeValidator(_bounded(MOBILE_LIMIT))]
+EmailText = Annotated[str | None, BeforeValidator(_bounded(EMAIL_LIMIT))]
 
 
 class Details(BaseModel):
@@ -182,11 +227,25 @@ class Details(BaseModel):
 
     tier_number: TierNumber = None
     tier_expiry_date: CalendarDate = None
-    membership_number: Text = None
+    membership_number: NameText = None
     membership_expiry_date: CalendarDate = None
 
     def present(self) -> dict[str, Any]:
         """The fields the payload named, with their (possibly null) values."""
+        return {name: getattr(self, name) for name in sorted(self.model_fields_set)}
+
+
+class ExpiryInstants(BaseModel):
+    """The ``...InMillis`` instants of Capillary's newer payloads, beside the date strings:
+    ``partnerTierExpiryDateInMillis`` and ``membershipExpiryDateInMillis`` (epoch ms). Kept
+    with the event, never part of the fingerprint. Absent is not the same as null."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tier_expiry_at: int | None = None
+    membership_expiry_at: int | None = None
+
+    def present(self) -> dict[str, int | None]:
         return {name: getattr(self, name) for name in sorted(self.model_fields_set)}
 
 
@@ -195,9 +254,9 @@ class Identifiers(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    mobile: str | None = None
-    email: str | None = None
-    external_id: str | None = None
+    mobile: MobileText = None
+    email: EmailText = None
+    external_id: NameText = None
 
 
 class Notification(BaseModel):
@@ -214,14 +273,15 @@ class Notification(BaseModel):
     loyalty_program_id: Identifier
     occurred_at_ms: EpochMillis
     delivered_at_ms: int | None = None
-    partner_program_name: Text = None
-    partner_program_type: UpperText = None
-    update_type: UpperText = None
+    partner_program_name: NameText = None
+    partner_program_type: CodeText = None
+    update_type: CodeText = None
     details: Details = Details()
+    expiry_instants: ExpiryInstants = ExpiryInstants()
     scheduled_expiry_date: CalendarDate = None
-    event_id: Text = None
-    ref_id: Text = None
-    api_request_id: Text = None
+    event_id: IdText = None
+    ref_id: IdText = None
+    api_request_id: IdText = None
     identifiers: Identifiers = Identifiers()
     anomalies: tuple[str, ...] = ()
 
@@ -242,7 +302,9 @@ class Notification(BaseModel):
     @cached_property
     def fingerprint(self) -> str:
         """SHA-256 of the business content: what happened, to whom, when. Delivery metadata
-        (``refId``, ``apiRequestId``, ``eventId``, shape, whitespace) does not count."""
+        (``refId``, ``apiRequestId``, ``eventId``, shape, whitespace) does not count, nor do
+        the expiry instants (a redelivery of a payload recorded before they were read must
+        stay a duplicate)."""
         content = {
             "event": self.kind.value,
             "org": self.org_id,
@@ -268,7 +330,12 @@ def parse_notification(raw: bytes | str) -> Notification:
     """Parse and normalize one payload, or raise `InvalidNotificationError`."""
     try:
         text = raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw
-        body = json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
+        body = json.loads(
+            text,
+            parse_constant=_reject_constant,
+            parse_int=_parse_int,
+            parse_float=DecimalNumber,
+        )
     except UnicodeDecodeError as error:
         raise InvalidNotificationError(
             Reason.NOT_JSON, f"the body is not UTF-8 ({error.reason} at byte {error.start})"
@@ -292,6 +359,34 @@ def _storable(text: str, *, decoded: bool) -> bool:
 class LongNumber(str):
     """A JSON integer too long to be any id; kept as its digits so that validation can name
     the field (Python refuses to convert integers of more than 4,300 digits)."""
+
+
+# The largest decimal exponent an id (at most 2^63-1, 19 digits) can have.
+_MAX_ID_EXPONENT: Final = 18
+
+
+class DecimalNumber(str):
+    """A JSON number written with a fraction or an exponent (``1.0``, ``9007199254740993.0``,
+    ``1e999999999``), kept as sent: a float would round it before anyone could tell whether
+    it is an integer, and an exponent could ask for an integer of a billion digits."""
+
+    def integer(self) -> int | None:
+        """Its exact value when that is an integer no longer than any id, else None
+        (out-of-range magnitudes give a value beyond 2^63 that the range check refuses)."""
+        try:
+            number = Decimal(self)
+        except InvalidOperation:
+            return None
+        if number.is_zero():
+            return 0
+        if number.adjusted() > _MAX_ID_EXPONENT:
+            return _MAX_ID + 1 if number > 0 else -_MAX_ID - 1  # out of range either way
+        if number != number.to_integral_value():
+            return None
+        return int(number)
+
+    def __repr__(self) -> str:
+        return str(self)  # shown in error sentences as the number it is, not as text
 
 
 def _parse_int(digits: str) -> int | str:
@@ -345,7 +440,7 @@ class _Reading:
                 # Two keys that differ only in whitespace: the first one wins.
                 self.anomalies.append("KEY_COLLISION")
                 continue
-            if type(item) is str:  # not a LongNumber, which keeps its digits as sent
+            if type(item) is str:  # not a LongNumber or DecimalNumber, kept as sent
                 item = item.strip()
             stripped[clean] = item
         return stripped
@@ -408,6 +503,13 @@ _DETAIL_KEYS: Final = {
 }
 
 
+# The expiry instants, and the detail (date) each one stands beside.
+_INSTANT_KEYS: Final = {
+    "partnerTierExpiryDateInMillis": ("tier_expiry_at", "tier_expiry_date"),
+    "membershipExpiryDateInMillis": ("membership_expiry_at", "membership_expiry_date"),
+}
+
+
 _PATHS: Final = {
     "org_id": "orgId",
     "occurred_at_ms": "createdAt",
@@ -420,6 +522,9 @@ _PATHS: Final = {
     "scheduled_expiry_date": "data.scheduledExpiryDate",
     "ref_id": "refId",
     "api_request_id": "apiRequestId",
+    "identifiers.mobile": "data.customerIdentifiers.instore.mobile",
+    "identifiers.email": "data.customerIdentifiers.instore.email",
+    "identifiers.external_id": "data.customerIdentifiers.instore.externalId",
     **{
         f"details.{name}": f"data.customerPartnerProgramDetails.{key}"
         for key, name in _DETAIL_KEYS.items()
@@ -463,6 +568,7 @@ def _extract(body: dict[str, Any], reading: _Reading) -> tuple[dict[str, Any], s
         "partner_program_type": data.get("partnerProgramType"),
         "update_type": data.get("updateType"),
         "details": {name: cpd[key] for key, name in _DETAIL_KEYS.items() if key in cpd},
+        "expiry_instants": _expiry_instants(cpd, anomalies),
         "scheduled_expiry_date": data.get("scheduledExpiryDate"),
         "event_id": body.get("eventId", envelope.get("eventId")),
         "ref_id": envelope.get("refId"),
@@ -491,6 +597,35 @@ def _extract(body: dict[str, Any], reading: _Reading) -> tuple[dict[str, Any], s
         anomalies.append("ENTITY_ID_MISMATCH")
     fields["anomalies"] = tuple(anomalies)
     return fields, prefix
+
+
+def _expiry_instants(cpd: dict[str, Any], anomalies: list[str]) -> dict[str, int | None]:
+    """The ``...InMillis`` instants present. Like the delivery time they never quarantine a
+    payload: an unreadable one is noted (``BAD_EXPIRY_MILLIS``) and left out."""
+    instants: dict[str, int | None] = {}
+    for key, (name, _) in _INSTANT_KEYS.items():
+        if key not in cpd:
+            continue
+        value = cpd[key]
+        if value is None or value == "":
+            instants[name] = None
+            continue
+        try:
+            millis = _integer(value, minimum=0)
+        except PydanticCustomError:
+            millis = None
+        if millis is None or millis >= _LATEST_INSTANT_MS:
+            anomalies.append("BAD_EXPIRY_MILLIS")
+        else:
+            instants[name] = millis
+    return instants
+
+
+def instant_agrees_with_date(millis: int, day: date) -> bool:
+    """True when some UTC offset in use (UTC-12:00 to UTC+14:00) puts the instant on ``day``:
+    the instant falls in [day 00:00 UTC-14h, day+1 00:00 UTC+12h)."""
+    start = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
+    return start - _EAST_MS <= millis < start + 86_400_000 + _WEST_MS
 
 
 def _delivery_time(value: Any, anomalies: list[str]) -> int | None:
@@ -566,6 +701,12 @@ def _with_value_anomalies(notification: Notification) -> Notification:
         found.append("UNKNOWN_UPDATE_TYPE")
     if notification.kind is Kind.UPDATED and update_type is None:
         found.append("UPDATE_TYPE_ABSENT")
+    details = notification.details
+    for name, date_field in _INSTANT_KEYS.values():
+        millis = notification.expiry_instants.present().get(name)
+        day = getattr(details, date_field)
+        if millis is not None and day is not None and not instant_agrees_with_date(millis, day):
+            found.append("DATE_MILLIS_MISMATCH")
     if tuple(found) == notification.anomalies:
         return notification
     return notification.model_copy(update={"anomalies": tuple(found)})

@@ -5,14 +5,19 @@ Python process runs on one core. A bulk ingest therefore hands each batch of raw
 worker process and records batch N while batch N+1 is being parsed. At most ``depth`` batches
 are in flight, so memory stays flat however long the input is. Workers are spawned (not
 forked): the ingesting process holds database connections and threads.
+
+Ctrl-C is the parent's business: a terminal sends SIGINT to the whole process group, and a
+worker that took it would print its own traceback. Workers ignore SIGINT (they are started with
+it blocked, so that none arrives before they can ignore it); the parent, interrupted, ends them.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from types import TracebackType
@@ -43,7 +48,11 @@ class Parser:
     def __init__(self, workers: int, *, depth: int = 4) -> None:
         self.depth = depth
         self._pool = (
-            ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+            ProcessPoolExecutor(
+                workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_ignore_interrupts,
+            )
             if workers
             else None
         )
@@ -57,8 +66,13 @@ class Parser:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=kind is None, cancel_futures=True)
+        if self._pool is None:
+            return
+        if kind is not None:
+            # Interrupted or failed: end the workers rather than wait for their batches.
+            for process in list(getattr(self._pool, "_processes", {}).values()):
+                process.terminate()
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def parsed(
         self, batches: Iterator[tuple[list[bytes], int]]
@@ -69,11 +83,30 @@ class Parser:
             return
         pending: deque[tuple[list[bytes], int, Future[Parsed]]] = deque()
         for batch, consumed in batches:
-            pending.append((batch, consumed, self._pool.submit(parse_all, batch)))
+            pending.append((batch, consumed, _without_interrupts(self._pool.submit, batch)))
             if len(pending) >= self.depth:
                 yield _finished(*pending.popleft())
         while pending:
             yield _finished(*pending.popleft())
+
+
+def _ignore_interrupts() -> None:
+    """A worker's first act: SIGINT is for the parent (see the module docstring)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _without_interrupts(
+    submit: Callable[..., Future[Parsed]], batch: list[bytes]
+) -> Future[Parsed]:
+    """Submit with SIGINT blocked in this thread: a worker spawned by this call inherits the
+    mask, so a Ctrl-C during its start-up waits until it ignores SIGINT. A SIGINT meanwhile
+    stays pending here and interrupts the parent as soon as the mask is restored."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return submit(parse_all, batch)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _finished(

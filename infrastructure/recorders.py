@@ -11,26 +11,50 @@ The library's recorders store events; ours also write, in the **same transaction
 
 The rows travel as keyword arguments of ``Application.save()``, which the library passes down
 to ``insert_events()``.
+
+A store error that says the *data* is refused (PostgreSQL SQLSTATE class 22, data exception,
+or 54, program limit exceeded, e.g. an index row too large; SQLite's "string or blob too big",
+"datatype mismatch", or a trigger's ``RAISE(ABORT)``) is raised at once as `StoreRefusedError`,
+never retried: the same rows would be refused again. The ledger splits the batch to find the
+payload the store refuses. Connection, rollback, resource and operator errors (classes 08, 40,
+53, 57) stay transient and are retried as the library does.
 """
 
 from __future__ import annotations
 
 import re
+import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from typing import Any
 from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import (
+    InterfaceError,
+    OperationalError,
+    PersistenceError,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 from psycopg.sql import SQL, Composed, Identifier
 
+from domain.errors import StoreRefusedError
 from domain.integrity import chain_hash
 from domain.ledger import HeadRow, InboxRow, QuarantineRow, Resolution
 from infrastructure.ledger_queries import LedgerQueries
 from infrastructure.vault import IdentifierVault
+
+# PostgreSQL SQLSTATE classes that refuse the data itself: retrying cannot help.
+REFUSING_SQLSTATE_CLASSES = frozenset({"22", "54"})
+# SQLite's equivalents: SQLITE_TOOBIG, SQLITE_MISMATCH, and SQLITE_CONSTRAINT_TRIGGER (the only
+# way an SQLite trigger can refuse a value). Unique and primary-key violations stay conflicts.
+REFUSING_SQLITE_CODES = frozenset({18, 20, 1811})
+# As the library retries a transient failure of insert_events: 10 attempts, 0.2 s apart.
+INSERT_ATTEMPTS = 10
+INSERT_RETRY_SECONDS = 0.2
 
 SCHEMA_LOCK = 7_261_129_001  # advisory lock key: creating or migrating the ledger's tables
 WRITER_LOCK = 7_261_129_002  # advisory lock key: one batch being recorded at a time
@@ -243,14 +267,46 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
             "RETURNING notification_id"
         ).format(table=Identifier(events_table_name))
 
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """The library's insert with its retries of transient failures, but not of a refusal
+        of the data (see the module docstring): that is raised at once."""
+        insert = PostgresApplicationRecorder.insert_events.__wrapped__  # without its @retry
+        attempt = 1
+        while True:
+            try:
+                result: Sequence[int] | None = insert(self, stored_events, **kwargs)
+                return result
+            except PersistenceError as error:
+                if _refused(error):
+                    raise StoreRefusedError(_refusal(error)) from None
+                transient = isinstance(error, InterfaceError | OperationalError)
+                if not transient or attempt == INSERT_ATTEMPTS:
+                    raise
+            attempt += 1
+            time.sleep(INSERT_RETRY_SECONDS)
+
     @contextmanager
     def writing(self) -> Iterator[None]:
         """One batch recorded at a time across processes. The library's table lock already
         serializes the inserts, but each writer reads (duplicates, heads) before it; two
         service workers recording deliveries for the same memberships would keep losing
-        that race to each other and retrying. Session-level: released if the process dies."""
+        that race to each other and retrying. Session-level: released if the process dies.
+        Waited for at most the lock timeout (`LockNotAvailable` then), not forever."""
+        wait = f"{max(int(self.datastore.lock_timeout), 1)}s"
         with self.datastore.get_connection() as conn:
-            conn.execute("SELECT pg_advisory_lock(%s)", (WRITER_LOCK,))
+            conn.execute(
+                "SELECT set_config('lock_timeout', %s, false), "
+                "set_config('statement_timeout', %s, false)",
+                (wait, wait),
+            )
+            try:
+                conn.execute("SELECT pg_advisory_lock(%s)", (WRITER_LOCK,))
+            finally:
+                with suppress(psycopg.Error):  # pooled: the next user gets the defaults back
+                    conn.execute("RESET lock_timeout")
+                    conn.execute("RESET statement_timeout")
             try:
                 yield
             finally:
@@ -318,7 +374,9 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
             arrays=SQL(", ").join(SQL("%b::{}[]").format(SQL(kind)) for kind in types),
             suffix=SQL(suffix),
         )
-        curs.execute(sql, [list(column) for column in zip(*rows, strict=True)])
+        # Never prepared: a statement prepared in a pipeline that a refused row aborts is
+        # taken for prepared by psycopg, and its next use fails ("does not exist").
+        curs.execute(sql, [list(column) for column in zip(*rows, strict=True)], prepare=False)
 
     def _insert_stored_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -352,9 +410,20 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
         # already raised its IntegrityError; the inbox rows go in after, on a second cursor
         # (the first one still holds the RETURNING rows read here).
         notification_ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-        with curs.connection.cursor() as inbox_cursor:
-            hashes = self._write_inbox(inbox_cursor, kwargs.get("inbox", ()), stored_events)
-            self._write_heads(inbox_cursor, kwargs.get("heads", ()), hashes)
+        connection = curs.connection
+        # Synced here, so that a refused inbox row raises its own error: otherwise the heads
+        # statement queued after it fails too ("pipeline aborted", no SQLSTATE), and the
+        # library's pipeline exit raises that one instead.
+        with connection.pipeline() as pipeline:
+            try:
+                with connection.cursor() as inbox_cursor:
+                    hashes = self._write_inbox(inbox_cursor, kwargs.get("inbox", ()), stored_events)
+                    self._write_heads(inbox_cursor, kwargs.get("heads", ()), hashes)
+                pipeline.sync()
+            except psycopg.Error as error:
+                with suppress(psycopg.Error):
+                    pipeline.sync()  # the statements aborted after it
+                raise error from None
         return notification_ids
 
 
@@ -384,6 +453,16 @@ class SQLiteLedgerRecorder(LedgerTables, SQLiteApplicationRecorder):
     def writing(self) -> AbstractContextManager[None]:
         return nullcontext()  # SQLite has one writer at a time anyway
 
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        try:
+            return super().insert_events(stored_events, **kwargs)
+        except PersistenceError as error:
+            if _refused(error):
+                raise StoreRefusedError(_refusal(error)) from None
+            raise
+
     def _insert_events(
         self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
@@ -393,3 +472,20 @@ class SQLiteLedgerRecorder(LedgerTables, SQLiteApplicationRecorder):
         hashes = self._write_inbox(c, kwargs.get("inbox", ()), stored_events)
         self._write_heads(c, kwargs.get("heads", ()), hashes)
         return notification_ids
+
+
+def _refused(error: BaseException) -> bool:
+    """True when the driver's error under the library's one refuses the data itself."""
+    cause = error.__cause__
+    if isinstance(cause, psycopg.Error):
+        return (cause.sqlstate or "")[:2] in REFUSING_SQLSTATE_CLASSES
+    if isinstance(cause, sqlite3.Error):
+        return getattr(cause, "sqlite_errorcode", None) in REFUSING_SQLITE_CODES
+    return False
+
+
+def _refusal(error: BaseException) -> str:
+    cause = error.__cause__ or error
+    text = (str(cause).strip() or type(cause).__name__).splitlines()[0]
+    code = getattr(cause, "sqlstate", None) or getattr(cause, "sqlite_errorname", None)
+    return f"{text} ({code})" if code else text

@@ -6,7 +6,10 @@
   ``sqlite:///ledger.db`` in the working directory);
 - ``postgresql://USER[:PASSWORD]@HOST[:PORT]/DBNAME``.
 
-`Settings.eventsourcing_env` renders the environment the ``eventsourcing`` library reads.
+`Settings.eventsourcing_env` renders the environment the ``eventsourcing`` library reads, and
+it is all the library reads: `domain.ledger.Ledger` never merges the process environment
+(``COMPRESSOR_TOPIC``, ``POSTGRES_ENABLE_DB_FUNCTIONS``, ``PARTNERLEDGER_SQLITE_DBNAME``... in
+it change nothing) and refuses library settings its recorders do not support.
 """
 
 from __future__ import annotations

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from domain.errors import LedgerError
+
+_BETWEEN_ITEMS = re.compile(r"[ \t\n\r,]*")
 
 
 class SourceError(LedgerError):
@@ -60,6 +63,17 @@ def _json_document(data: bytes) -> Iterator[tuple[bytes, int]]:
     if not isinstance(document, list):
         yield data, len(data)
         return
-    for item in document:
-        encoded = json.dumps(item, ensure_ascii=False).encode()
-        yield encoded, len(encoded)
+    # Each element as it was written: re-encoding it would round its numbers through floats
+    # (9007199254740993.0 would become 9007199254740992.0).
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = json.dumps(document, ensure_ascii=False)
+    decoder = json.JSONDecoder()
+    index = text.index("[") + 1
+    for _ in document:
+        index = _BETWEEN_ITEMS.match(text, index).end()  # type: ignore[union-attr]
+        end = decoder.raw_decode(text, index)[1]
+        element = text[index:end].encode()
+        index = end
+        yield element, len(element)

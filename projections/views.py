@@ -113,7 +113,7 @@ class ExpiryView(View):
 
 MEMBERSHIPS = MembershipsView(
     name="memberships",
-    schema_version=1,
+    schema_version=2,  # 2: tier_expiry_at, membership_expiry_at
     columns=(
         *(Column(name, _TYPES.get(name, "TEXT")) for name in EXPORT_FIELDS),
         Column("membership_id", "TEXT"),

@@ -55,8 +55,10 @@ class Membership(BaseModel):
     delinked_at: str | None
     tier_number: int | None
     tier_expiry_date: str | None
+    tier_expiry_at: str | None
     membership_number: str | None
     membership_expiry_date: str | None
+    membership_expiry_at: str | None
     scheduled_expiry_date: str | None
     last_update_type: str | None
     last_reminder_at: str | None
@@ -74,6 +76,7 @@ class HistoryEntry(BaseModel):
     kind: str
     update_type: str | None
     source: dict[str, Any]
+    expiry_instants: dict[str, str | None]
     changes: dict[str, list[Any]]
     applied: bool
     anomalies: list[str]

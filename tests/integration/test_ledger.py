@@ -202,3 +202,54 @@ def test_concurrent_writers_record_each_notification_once(db_url: str) -> None:
     assert Counter(results) == {"recorded": 40, "duplicate": 120}
     with open_ledger(Settings(db=db_url)) as ledger:
         assert sum(s.event_count for s in ledger.memberships()) == 40
+
+
+def _with_details(event_id: str, at_ms: int, details: dict[str, Any], **data: Any) -> bytes:
+    payload = json.loads(json.dumps(UPDATE))
+    payload["eventId"] = event_id
+    payload["createdAt"] = at_ms
+    payload["data"]["customerPartnerProgramDetails"] = details
+    payload["data"] |= data
+    return encode(payload)
+
+
+def test_expiry_instants_follow_their_dates_through_the_fold(ledger: Ledger) -> None:
+    key = (50191, 354971193, 25)
+    day = 86_400_000
+    start = UPDATE["createdAt"]
+    assert isinstance(start, int)
+    # A date with its instant, then the same date moved without one: the instant goes too.
+    with_instant = {
+        "partnerTierExpiryDate": "2021-06-29",
+        "partnerTierExpiryDateInMillis": 1624924800000,
+    }
+    moved = {"partnerTierExpiryDate": "2021-07-31"}
+    only_instant = {"membershipExpiryDateInMillis": 1893456000000}
+    recorded = statuses(
+        ledger,
+        [
+            _with_details("i-1", start, with_instant),
+            _with_details("i-2", start + day, only_instant),
+        ],
+    )
+    assert recorded == ["recorded", "recorded"]
+    state = ledger.membership(*key).state
+    assert (state.tier_expiry_date.isoformat() if state.tier_expiry_date else None) == "2021-06-29"
+    assert membership_record(state)["tier_expiry_at"] == "2021-06-29T00:00:00.000Z"
+    assert membership_record(state)["membership_expiry_at"] == "2030-01-01T00:00:00.000Z"
+    assert statuses(ledger, [_with_details("i-3", start + 2 * day, moved)]) == ["recorded"]
+    record = membership_record(ledger.membership(*key).state)
+    assert (record["tier_expiry_date"], record["tier_expiry_at"]) == ("2021-07-31", None)
+    assert record["membership_expiry_at"] == "2030-01-01T00:00:00.000Z"
+    # A late event with an instant lands where it belongs in time: it does not win.
+    late = {"partnerTierExpiryDate": "2021-06-01", "partnerTierExpiryDateInMillis": 1622505600000}
+    assert statuses(ledger, [_with_details("i-0", start - day, late)]) == ["recorded"]
+    assert membership_record(ledger.membership(*key).state)["tier_expiry_at"] is None
+    # History shows what each event carried.
+    history = Chronicle(ledger).history(*key)
+    assert [e["expiry_instants"] for e in history] == [
+        {"tier_expiry_at": "2021-06-29T00:00:00.000Z"},
+        {"membership_expiry_at": "2030-01-01T00:00:00.000Z"},
+        {},
+        {"tier_expiry_at": "2021-06-01T00:00:00.000Z"},
+    ]

@@ -195,8 +195,8 @@ def test_a_schema_change_rebuilds_while_readers_keep_getting_complete_answers(
     reader = threading.Thread(target=read)
     reader.start()
     try:
-        # Version 2 of the memberships view: the next catch-up sees the bump and rebuilds.
-        bumped = dataclasses.replace(MEMBERSHIPS, schema_version=2)
+        # The next version of the memberships view: the next catch-up sees the bump and rebuilds.
+        bumped = dataclasses.replace(MEMBERSHIPS, schema_version=MEMBERSHIPS.schema_version + 1)
         before = projector.store.live(MEMBERSHIPS)
         for _ in range(3):
             projector.catch_up([bumped])
@@ -208,7 +208,10 @@ def test_a_schema_change_rebuilds_while_readers_keep_getting_complete_answers(
     assert answers and set(answers) == {expected_count}
     after = projector.store.live(MEMBERSHIPS)
     assert before is not None and after is not None
-    assert (after.number, after.schema_version) == (before.number + 3, 4)
+    assert (after.number, after.schema_version) == (
+        before.number + 3,
+        MEMBERSHIPS.schema_version + 3,
+    )
     # Old generations were dropped after each switch.
     assert [g.number for g in projector.store.generations(MEMBERSHIPS)] == [after.number]
 

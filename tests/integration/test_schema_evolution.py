@@ -1,4 +1,6 @@
-"""Events stored by release 1 load, fold, verify and project identically under today's code."""
+"""Events stored by earlier releases load, fold, verify and project identically under today's
+code: release 1 (events at class_version 1, no heads) and release 2 (class_version 2, heads
+without the expiry instants)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 from uuid import UUID
+
+import pytest
 
 from domain.audit import Auditor
 from domain.history import Chronicle
@@ -18,14 +22,37 @@ from projections.runner import Projector
 from tests.conftest import FIXTURES
 
 RELEASE_1 = FIXTURES / "ledger-v1"
+RELEASE_2 = FIXTURES / "ledger-v2"
+RELEASES = pytest.mark.parametrize(
+    "release", [RELEASE_1, RELEASE_2], ids=["release_1", "release_2"]
+)
+# Export keys added since: null for every membership those releases wrote.
+ADDED_KEYS = ("tier_expiry_at", "membership_expiry_at")
 
 
-def rows(name: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (RELEASE_1 / name).read_text().splitlines()]
+def rows(name: str, release: Path = RELEASE_1) -> list[dict[str, Any]]:
+    path = release / name
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def load_release_1(ledger: Ledger) -> None:
-    """Write release 1's rows into this (empty) ledger's tables, positions included."""
+def exported(release: Path) -> list[dict[str, Any]]:
+    """What that release exported, with today's keys in today's order."""
+    return [
+        {key: row.get(key) for key in membership_record_keys()}
+        for row in rows("memberships.jsonl", release)
+    ]
+
+
+def membership_record_keys() -> tuple[str, ...]:
+    from domain.ledger import EXPORT_FIELDS
+
+    return EXPORT_FIELDS
+
+
+def load_release_1(ledger: Ledger, release: Path = RELEASE_1) -> None:
+    """Write a release's rows into this (empty) ledger's tables, positions included."""
     recorder: Any = ledger.recorder
     postgres = recorder.placeholder == "%s"
 
@@ -33,7 +60,7 @@ def load_release_1(ledger: Ledger) -> None:
         return recorder.originator(UUID(hex_id))
 
     with recorder.datastore.transaction(commit=True) as cursor:
-        for event in rows("events.jsonl"):
+        for event in rows("events.jsonl", release):
             cursor.execute(
                 recorder.sql(
                     f"INSERT INTO {recorder.events_table} ({recorder.position_column}, "
@@ -47,7 +74,7 @@ def load_release_1(ledger: Ledger) -> None:
                     base64.b64decode(event["state"]),
                 ),
             )
-        for row in rows("inbox.jsonl"):
+        for row in rows("inbox.jsonl", release):
             row["originator_id"] = member(row["originator_id"])
             names = ", ".join(row)
             marks = ", ".join(["%s"] * len(row))
@@ -55,12 +82,20 @@ def load_release_1(ledger: Ledger) -> None:
                 recorder.sql(f"INSERT INTO ledger_inbox ({names}) VALUES ({marks})"),
                 tuple(row.values()),
             )
-        for row in rows("customer_keys.jsonl"):
+        for row in rows("customer_keys.jsonl", release):
             row["key"] = None if row["key"] is None else base64.b64decode(row["key"])
             names = ", ".join(row)
             marks = ", ".join(["%s"] * len(row))
             cursor.execute(
                 recorder.sql(f"INSERT INTO ledger_customer_keys ({names}) VALUES ({marks})"),
+                tuple(row.values()),
+            )
+        for row in rows("heads.jsonl", release):
+            row["originator_id"] = member(row["originator_id"])
+            names = ", ".join(row)
+            marks = ", ".join(["%s"] * len(row))
+            cursor.execute(
+                recorder.sql(f"INSERT INTO ledger_heads ({names}) VALUES ({marks})"),
                 tuple(row.values()),
             )
         if postgres:
@@ -70,17 +105,21 @@ def load_release_1(ledger: Ledger) -> None:
             )
 
 
-def test_release_1_events_still_verify_to_the_published_digest(ledger: Ledger) -> None:
-    load_release_1(ledger)
+@RELEASES
+def test_earlier_events_still_verify_to_the_published_digest(ledger: Ledger, release: Path) -> None:
+    load_release_1(ledger, release)
     auditor = Auditor(ledger.store)
     assert auditor.verify() == []
-    anchor = parse_anchor(Path(RELEASE_1 / "digest.txt").read_text())
+    anchor = parse_anchor(Path(release / "digest.txt").read_text())
     assert auditor.verify_against(*anchor) == []
 
 
-def test_release_1_events_fold_and_project_to_the_same_memberships(ledger: Ledger) -> None:
-    load_release_1(ledger)
-    expected = rows("memberships.jsonl")
+@RELEASES
+def test_earlier_events_fold_and_project_to_the_same_memberships(
+    ledger: Ledger, release: Path
+) -> None:
+    load_release_1(ledger, release)
+    expected = exported(release)
     assert [membership_record(state) for state in ledger.memberships()] == expected
     projector = Projector(ledger)
     projector.catch_up()
@@ -116,4 +155,58 @@ def test_release_1_events_are_upcast_and_new_events_continue_their_chains(ledger
     assert history[-1]["delivered_at"] == "2026-09-21T14:13:20.500Z"
     assert history[0]["delivered_at"] is None
     assert ledger.membership(*key).state.status == "DELINKED"
+    assert Auditor(ledger.store).verify() == []
+
+
+def test_release_2_input_delivered_again_is_all_duplicates(ledger: Ledger) -> None:
+    """Release 2 ignored the InMillis instants; today they are read, but stay out of the
+    fingerprint: the same payloads again (two of them carry instants) are duplicates."""
+    load_release_1(ledger, RELEASE_2)
+    payloads = [line.encode() for line in (RELEASE_2 / "input.jsonl").read_text().splitlines()]
+    assert sum(b"InMillis" in p for p in payloads) == 2
+
+    outcomes = ledger.receive(payloads)
+
+    assert [o.status for o in outcomes].count("recorded") == 0
+    assert {o.status for o in outcomes} == {"duplicate", "quarantined"}
+    assert Auditor(ledger.store).verify() == []
+
+
+def test_release_2_events_are_upcast_and_its_heads_fall_back_to_folding(ledger: Ledger) -> None:
+    load_release_1(ledger, RELEASE_2)
+    # The reference sample's membership: its head was written by release 2, without instants.
+    key = (50583, 438624719, 175)
+    membership = ledger.membership(*key)
+    assert {str(e.expiry_instants) for e in membership.recorded} == {"{}"}
+    assert membership.state.tier_expiry_at is None
+    (_, text, _), *_ = ledger.store.select_heads([membership.id]).values()
+    assert "tier_expiry_at" not in text
+    # A new, in-order update with an instant: the old head does not decode, so the ledger
+    # folds the events, records this one as class_version 3, and writes a head of today.
+    update = {
+        "eventName": "partnerProgramUpdated",
+        "eventId": "after-release-3",
+        "orgId": key[0],
+        "createdAt": 1_790_000_000_000,
+        "data": {
+            "customerIdentifiers": {"customerId": key[1]},
+            "loyaltyProgramId": 1377,
+            "partnerProgramId": key[2],
+            "updateType": "RENEW",
+            "customerPartnerProgramDetails": {
+                "partnerTierExpiryDate": "2027-01-31",
+                "partnerTierExpiryDateInMillis": 1_801_353_600_000,  # 2027-01-31T00:00:00Z
+            },
+        },
+    }
+    (outcome,) = ledger.receive([json.dumps(update).encode()])
+    assert outcome.status == "recorded"
+    state = ledger.membership(*key).state
+    assert state.tier_expiry_at is not None
+    assert state.tier_expiry_at.isoformat() == "2027-01-31T00:00:00+00:00"
+    assert state.tier_number == 2  # carried over from release 2's events by the fold
+    (_, text, _), *_ = ledger.store.select_heads([membership.id]).values()
+    assert '"tier_expiry_at":"2027-01-31T00:00:00+00:00"' in text
+    history = Chronicle(ledger).history(*key)
+    assert history[-1]["expiry_instants"] == {"tier_expiry_at": "2027-01-31T00:00:00.000Z"}
     assert Auditor(ledger.store).verify() == []

@@ -1205,3 +1205,118 @@ def test_parse_object_of_a_non_object_is_not_an_object(body: Any) -> None:
         parse_object(body)
 
     assert caught.value.reason is Reason.NOT_AN_OBJECT
+
+
+# --- JSON numbers are read exactly (issue 11, item 2) ------------------------------------
+
+
+def _with_number(field: str, number: str) -> bytes:
+    """The valid payload with one id written as the JSON number ``number``, as sent."""
+    key = {"customer": "customerId", "created_at": "createdAt", "org": "orgId"}[field]
+    value = {"customer": CUSTOMER, "created_at": CREATED_AT, "org": ORG}[field]
+    sent = f'"{key}": {value}'.encode()
+    assert _VALID.count(sent) == 1
+    return _VALID.replace(sent, f'"{key}": {number}'.encode())
+
+
+@pytest.mark.parametrize(
+    ("field", "number", "attribute", "expected"),
+    cases({
+        # A float parse rounds 2^53 + 1 to 2^53 before anyone checks it is an integer.
+        "beyond_2_53_with_a_fraction": ("customer", "9007199254740993.0", "customer_id",
+                                        9007199254740993),
+        "beyond_2_53_with_an_exponent": ("customer", "9.007199254740993e15", "customer_id",
+                                         9007199254740993),
+        "largest_id_with_a_fraction": ("org", "9223372036854775807.000", "org_id", 2**63 - 1),
+        "exponent": ("org", "1.51197E5", "org_id", ORG),
+        "trailing_zeros_beyond_the_point": ("org", "151197.000000000000000000000", "org_id", ORG),
+        "created_at_with_an_exponent": ("created_at", "1.683871605603e12", "occurred_at_ms",
+                                        CREATED_AT),
+    }),
+)  # fmt: skip
+def test_a_json_number_with_a_fraction_or_exponent_is_its_exact_integer(
+    field: str, number: str, attribute: str, expected: int
+) -> None:
+    assert getattr(parse_notification(_with_number(field, number)), attribute) == expected
+
+
+@pytest.mark.parametrize(
+    ("field", "number"),
+    cases({
+        "not_integral_beyond_2_53": ("customer", "9007199254740993.5"),
+        "a_tiny_fraction": ("customer", "6809254.0000000000000000000001"),
+        "one_past_the_largest_id": ("org", "9223372036854775808.0"),
+        "a_billion_digit_exponent": ("customer", "1e999999999"),
+        "a_negative_billion_digit_exponent": ("customer", "1e-999999999"),
+        "a_huge_negative": ("org", "-1e999999999"),
+    }),
+)  # fmt: skip
+def test_a_json_number_that_is_not_exactly_an_id_is_a_bad_number(field: str, number: str) -> None:
+    error = rejection(_with_number(field, number))
+
+    assert error.reason is Reason.BAD_NUMBER
+    assert number in error.detail
+
+
+# --- the ...InMillis expiry instants (issue 14, item 17) ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("details", "instants", "anomalies"),
+    cases({
+        # The reference document's samples: not midnight UTC, yet on the date in some zone.
+        "tier_at_01_33_utc": ({"partnerTierExpiryDate": "2025-10-31",
+                               "partnerTierExpiryDateInMillis": 1761874400000},
+                              {"tier_expiry_at": 1761874400000}, ()),
+        "tier_the_evening_before_utc": ({"partnerTierExpiryDate": "2025-10-31",
+                                         "partnerTierExpiryDateInMillis": 1761863600000},
+                                        {"tier_expiry_at": 1761863600000}, ()),
+        "membership_with_a_time": ({"membershipExpiryDate": "2027-10-05 00:00:00",
+                                    "membershipExpiryDateInMillis": 1822759200000},
+                                   {"membership_expiry_at": 1822759200000}, ()),
+        # 2025-10-31 at 00:00 UTC+14 is 2025-10-30T10:00Z; at 24:00 UTC-12, 2025-11-01T12:00Z.
+        "earliest_agreeing": ({"partnerTierExpiryDate": "2025-10-31",
+                               "partnerTierExpiryDateInMillis": 1761818400000},
+                              {"tier_expiry_at": 1761818400000}, ()),
+        "just_before_the_earliest": ({"partnerTierExpiryDate": "2025-10-31",
+                                      "partnerTierExpiryDateInMillis": 1761818399999},
+                                     {"tier_expiry_at": 1761818399999}, ("DATE_MILLIS_MISMATCH",)),
+        "latest_agreeing": ({"partnerTierExpiryDate": "2025-10-31",
+                             "partnerTierExpiryDateInMillis": 1761998399999},
+                            {"tier_expiry_at": 1761998399999}, ()),
+        "a_day_later": ({"membershipExpiryDate": "2027-10-05",
+                         "membershipExpiryDateInMillis": 1822759200000 + 86_400_000},
+                        {"membership_expiry_at": 1822845600000}, ("DATE_MILLIS_MISMATCH",)),
+        "instant_without_its_date": ({"membershipExpiryDateInMillis": 1822759200000},
+                                     {"membership_expiry_at": 1822759200000}, ()),
+        "digit_string": ({"partnerTierExpiryDateInMillis": "1761874400000"},
+                         {"tier_expiry_at": 1761874400000}, ()),
+        "explicit_null": ({"partnerTierExpiryDateInMillis": None}, {"tier_expiry_at": None}, ()),
+        "unreadable": ({"partnerTierExpiryDate": "2025-10-31",
+                        "partnerTierExpiryDateInMillis": "soon"}, {}, ("BAD_EXPIRY_MILLIS",)),
+        "beyond_year_9999": ({"partnerTierExpiryDateInMillis": 253402300800000}, {},
+                             ("BAD_EXPIRY_MILLIS",)),
+    }),
+)  # fmt: skip
+def test_expiry_instants_are_kept_and_checked_against_their_dates(
+    details: dict[str, Any], instants: dict[str, int | None], anomalies: tuple[str, ...]
+) -> None:
+    notification = parsed(with_details(**details))
+
+    assert notification.expiry_instants.present() == instants
+    assert notification.anomalies == anomalies
+
+
+def test_expiry_instants_are_not_part_of_the_fingerprint() -> None:
+    dates = {"partnerTierExpiryDate": "2025-10-31", "membershipExpiryDate": "2027-10-05"}
+    without = parsed(with_details(**dates))
+    with_instants = parsed(
+        with_details(
+            **dates,
+            partnerTierExpiryDateInMillis=1761874400000,
+            membershipExpiryDateInMillis=1822759200000,
+        )
+    )
+
+    assert with_instants.expiry_instants.present() != {}
+    assert with_instants.fingerprint == without.fingerprint
