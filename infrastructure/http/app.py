@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.errors import StorageUnavailableError
-from infrastructure.http import operations, reads
+from infrastructure.http import dashboard, operations, overview, reads
 from infrastructure.http.config import HttpConfig
 from infrastructure.http.metrics import Metrics
 from infrastructure.http.protocol import GuardedH11Protocol
@@ -70,6 +70,8 @@ def create_app(config: HttpConfig, settings: Settings) -> FastAPI:
     app.include_router(webhook_router(config))
     app.include_router(reads.router)
     app.include_router(operations.router)
+    app.include_router(overview.router)
+    dashboard.install(app)
     for error in (
         StorageUnavailableError,
         OperationalError,
