@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.errors import StorageUnavailableError
-from infrastructure.http import docs_page, operations, reads
+from infrastructure.http import dashboard, docs_page, operations, overview, reads
 from infrastructure.http.config import HttpConfig
 from infrastructure.http.metrics import Metrics
 from infrastructure.http.protocol import GuardedH11Protocol
@@ -76,6 +76,8 @@ def create_app(config: HttpConfig, settings: Settings) -> FastAPI:
     app.include_router(webhook_router(config))
     app.include_router(reads.router)
     app.include_router(operations.router)
+    app.include_router(overview.router)
+    dashboard.install(app)
     app.include_router(docs_page.router)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -32,6 +32,9 @@ class HttpConfig(BaseSettings):
     webhook_header: str = "X-Webhook-Token"
     webhook_secrets: SecretStr = SecretStr("")
     read_token: SecretStr = SecretStr("")
+    operator_token: SecretStr = SecretStr("")
+    dashboard_session_seconds: Annotated[int, Field(gt=0)] = 8 * 3600
+    secure_cookies: bool = False
     signing_secret: SecretStr = SecretStr("")
     max_body_bytes: Annotated[int, Field(gt=0)] = 1_048_576
     commit_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
@@ -69,6 +72,11 @@ class HttpConfig(BaseSettings):
     @property
     def read_tokens(self) -> tuple[bytes, ...]:
         return _split(self.read_token)
+
+    @property
+    def operator_tokens(self) -> tuple[bytes, ...]:
+        """Tokens that allow the dashboard's write actions (quarantine replay)."""
+        return _split(self.operator_token)
 
     @property
     def signing_keys(self) -> tuple[bytes, ...]:

@@ -1,10 +1,10 @@
 """``partner-ledger serve``: the HTTP service on uvicorn, one ledger per worker process.
 
 Flags override the environment (``PARTNER_LEDGER_WEBHOOK_HEADER``, ``_WEBHOOK_SECRETS``,
-``_READ_TOKEN``, ``_MAX_BODY_BYTES``, ``_SIGNING_SECRET``, ``_DRAIN_SECONDS``,
-``_TRANSIENT_STATUS``). Prefer the environment for secrets: command lines are visible to every
-user of the machine. A bad flag, a port in use or an address that cannot be listened on is one
-sentence on stderr and exit status 1.
+``_READ_TOKEN``, ``_OPERATOR_TOKEN``, ``_MAX_BODY_BYTES``, ``_SIGNING_SECRET``,
+``_DRAIN_SECONDS``, ``_TRANSIENT_STATUS``). Prefer the environment for secrets: command lines are
+visible to every user of the machine. A bad flag, a port in use or an address that cannot be
+listened on is one sentence on stderr and exit status 1.
 
 Also runnable as ``python -m infrastructure.http.serve [--db URL] [flags]``.
 """
@@ -37,6 +37,7 @@ FLAGS = (
     "webhook_header",
     "webhook_secrets",
     "read_token",
+    "operator_token",
     "max_body_bytes",
     "signing_secret",
     "drain_seconds",
@@ -67,6 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--webhook-secrets", help="accepted secrets, comma-separated (rotate by listing two)"
     )
     parser.add_argument("--read-token", help="bearer token(s) for the read endpoints")
+    parser.add_argument(
+        "--operator-token", help="token(s) for the dashboard's quarantine replay (default: off)"
+    )
     parser.add_argument("--max-body-bytes", type=int, help="larger bodies get 413 (default 1 MiB)")
     parser.add_argument(
         "--signing-secret",

@@ -170,7 +170,7 @@ def test_health_and_readiness_report_the_views(server: Server) -> None:
     assert ready.status_code == 200
     body = ready.json()
     assert body["status"] == "ready"
-    assert set(body["views"]) == {"memberships", "expiry"}
+    assert set(body["views"]) == {"memberships", "expiry", "activity"}
     assert all(view["lag_events"] <= body["head"] for view in body["views"].values())
 
 
