@@ -47,6 +47,8 @@ from domain.integrity import chain_hash
 from domain.ledger import HeadRow, InboxRow, QuarantineRow, Resolution
 from infrastructure.ledger_queries import LedgerQueries
 from infrastructure.vault import IdentifierVault
+from infrastructure.views.postgres import PostgresViewStorage
+from infrastructure.views.sqlite import SQLiteViewStorage
 
 # PostgreSQL SQLSTATE classes that refuse the data itself: retrying cannot help.
 REFUSING_SQLSTATE_CLASSES = frozenset({"22", "54"})
@@ -326,6 +328,16 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             yield curs
 
+    def view_storage(self) -> PostgresViewStorage:
+        """The projections' storage in this database (`projections.storage`)."""
+        return PostgresViewStorage(
+            self,
+            self,
+            datastore=self.datastore,
+            channel=self.channel_name,
+            schema_lock=SCHEMA_LOCK,
+        )
+
     def create_table(self) -> None:
         """Create types and tables under an advisory lock: processes starting together on a
         new database would otherwise race on PostgreSQL's catalog and fail. When every table
@@ -472,6 +484,10 @@ class SQLiteLedgerRecorder(LedgerTables, SQLiteApplicationRecorder):
     def reading(self) -> Iterator[Any]:
         with self.datastore.transaction(commit=False) as curs:
             yield curs
+
+    def view_storage(self) -> SQLiteViewStorage:
+        """The projections' storage in this database (`projections.storage`)."""
+        return SQLiteViewStorage(self, self, datastore=self.datastore)
 
     def writing(self) -> AbstractContextManager[None]:
         return nullcontext()  # SQLite has one writer at a time anyway

@@ -83,7 +83,7 @@ def health(service: Service) -> dict[str, Any]:
     head = service.projector.head()
     checkpoints = service.ledger.store.checkpoints()
     last = checkpoints[-1] if checkpoints else None
-    recorded_us = service.projector.recorder.oldest_recorded_after(head - 1) if head else None
+    recorded_us = service.projector.log.oldest_recorded_after(head - 1) if head else None
     return {
         "events": counts["recorded"],
         "head": head,

@@ -139,7 +139,7 @@ def test_a_batch_reads_the_touched_streams_up_to_its_end_only(ledger: Ledger) ->
     recorder: Any = ledger.recorder
     middle = recorder.select_notifications(start=0, limit=600)[-1].id
     touched = list({n.originator_id for n in recorder.select_notifications(start=0, limit=900)})
-    streams = touched_streams(recorder, touched, up_to=middle)
+    streams = touched_streams(Projector(ledger).log, touched, up_to=middle)
     assert streams == recorder.select_streams(touched, up_to=middle)
     assert max(p for stream in streams.values() for p, _ in stream) == middle
 
