@@ -10,15 +10,11 @@ from urllib.parse import quote
 import psycopg
 from eventsourcing.persistence import PersistenceError
 
-from domain.errors import LedgerError, StorageUnavailableError
+from domain.errors import NoLedgerError, StorageUnavailableError
 from domain.ledger import Ledger
 from infrastructure.settings import Settings
 
 LEDGER_TABLE = "ledger_inbox"  # made with the event store, in the same DDL, on both stores
-
-
-class NoLedgerError(LedgerError):
-    """The store holds no ledger, and the command may not create one."""
 
 
 @contextmanager

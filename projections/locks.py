@@ -17,18 +17,9 @@ import threading
 import time
 from typing import Protocol
 
-from domain.errors import LedgerError
+from domain.errors import LockHeldError, LockLostError
 
 _POLL_SECONDS = 0.05
-
-
-class LockHeldError(LedgerError):
-    """Another process holds the lock."""
-
-
-class LockLostError(LedgerError):
-    """A lock this process took is no longer held: its connection ended, or its lock file
-    was removed. Whatever it guarded must not be written until it is taken again."""
 
 
 class HeldLock(Protocol):

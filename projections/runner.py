@@ -24,13 +24,18 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple, cast
 from uuid import UUID
 
-from domain.errors import LedgerError
+from domain.errors import (
+    LockHeldError,
+    LockLostError,
+    PositionConflictError,
+    RebuildError,
+)
 from domain.ledger import Ledger
 from domain.membership import MembershipState, PartnerMembership, fold_state
-from projections.locks import LockHeldError, LockLostError, LockSet
+from projections.locks import LockSet
 from projections.log import Stream, pages, touched_streams
 from projections.storage import ViewStorage, storage_of
-from projections.store import DeadLetter, Generation, PositionConflictError, Row
+from projections.store import DeadLetter, Generation, Row
 from projections.views import VIEWS, View
 
 Progress = Callable[[int], None]
@@ -39,10 +44,6 @@ REBUILD_WAIT_SECONDS = 300.0  # for another process's rebuild of the same view t
 
 def _no_check() -> None:
     return None
-
-
-class RebuildError(LedgerError):
-    """A rebuild met an event it could not project; nothing was switched."""
 
 
 class _Folded(NamedTuple):
@@ -446,8 +447,9 @@ class Projector:
                     except (PositionConflictError, RebuildError, LockHeldError) as error:
                         if not stop.is_set():  # LockHeldError: another process rebuilds
                             report(error)
-                    except Exception as error:
-                        # Database gone for a moment: say so and try again, do not die.
+                    except self.storage.transient as error:
+                        # The database is away for a moment: say so and try again. Any other
+                        # error is a bug, and surfaces.
                         report(error)
                         stop.wait(1.0)
                     waiter.wait(stop)

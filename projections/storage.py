@@ -28,8 +28,8 @@ class ViewStorage(Protocol):
     store: ViewStore
     log: EventLog
     locks: Locks
-    # The errors that mean "the database is away for now": a follower says so and tries
-    # again; any other error is a bug, and surfaces.
+    # The errors that mean "the database is away for now" (connection, timeout, operator):
+    # a follower says so and tries again; any other error is a bug, and surfaces.
     transient: tuple[type[Exception], ...]
 
     def waiter(self, *, backstop_seconds: float, poll_seconds: float) -> Waiter:

@@ -18,14 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from domain.errors import LedgerError
 from projections.views import View
 
 Row = tuple[Any, ...]  # one row of a view, in the order of its columns
-
-
-class PositionConflictError(LedgerError):
-    """Another process moved the view first; the batch was not applied and can be retried."""
 
 
 @dataclass(frozen=True)

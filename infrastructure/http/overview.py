@@ -14,10 +14,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from domain import services
+from domain.errors import ViewBehindError
 from domain.ledger import iso, parse_all
 from domain.notifications import Notification
 from infrastructure.http.auth import bearer_matches
-from infrastructure.http.freshness import ViewBehindError
 from infrastructure.http.schemas import LedgerJSONResponse
 from infrastructure.http.service import Service
 from projections.views import ACTIVITY, VIEWS, View

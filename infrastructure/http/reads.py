@@ -16,11 +16,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from domain.errors import MembershipNotFoundError
+from domain.errors import MembershipNotFoundError, ViewBehindError
 from domain.history import Chronicle
 from domain.ledger import membership_record
 from infrastructure.http.auth import matches_any
-from infrastructure.http.freshness import ViewBehindError
 from infrastructure.http.params import (
     DAY,
     Id,

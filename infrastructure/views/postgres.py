@@ -15,13 +15,15 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
+from eventsourcing.persistence import InterfaceError, OperationalError
 from eventsourcing.postgres import PostgresDatastore
 from psycopg.rows import tuple_row
 
+from domain.errors import LockLostError
 from infrastructure.ledger_queries import LedgerQueries
 from infrastructure.views.log import LogRecorder, RecorderLog
 from infrastructure.views.store import SQLViewStore
-from projections.locks import HeldLock, LockLostError, Patience
+from projections.locks import HeldLock, Patience
 from projections.store import Generation, Row
 from projections.views import View
 
@@ -192,7 +194,13 @@ class NotifyWaiter:
 class PostgresViewStorage:
     """`projections.storage.ViewStorage` on PostgreSQL."""
 
-    transient: tuple[type[Exception], ...] = (psycopg.Error, OSError)
+    transient: tuple[type[Exception], ...] = (
+        OperationalError,  # the library's, around the driver's
+        InterfaceError,
+        psycopg.OperationalError,
+        psycopg.InterfaceError,
+        OSError,
+    )
 
     def __init__(
         self,

@@ -13,19 +13,21 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+from eventsourcing.persistence import InterfaceError, OperationalError
 from eventsourcing.sqlite import SQLiteDatastore
 
-from domain.errors import StorageUnavailableError
+from domain.errors import LockLostError, StorageUnavailableError
 from infrastructure.ledger_queries import LedgerQueries
 from infrastructure.views.log import LogRecorder, RecorderLog
 from infrastructure.views.store import SQLViewStore
-from projections.locks import HeldLock, LockLostError, Patience
+from projections.locks import HeldLock, Patience
 from projections.store import Generation, Row
 from projections.views import View
 
@@ -195,7 +197,12 @@ class PollWaiter:
 class SQLiteViewStorage:
     """`projections.storage.ViewStorage` on SQLite."""
 
-    transient: tuple[type[Exception], ...] = (OSError,)
+    transient: tuple[type[Exception], ...] = (
+        OperationalError,  # the library's, around the driver's ("database is locked")
+        InterfaceError,
+        sqlite3.OperationalError,
+        OSError,
+    )
 
     def __init__(
         self, recorder: LedgerQueries, notifications: LogRecorder, *, datastore: SQLiteDatastore

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from projections.store import DeadLetter, Generation, PositionConflictError, Row, reader_name
+from domain.errors import PositionConflictError
+from projections.store import DeadLetter, Generation, Row, reader_name
 from projections.views import View
 
 

@@ -12,14 +12,14 @@ from uuid import uuid4
 
 import pytest
 
+from domain.errors import LockHeldError, RebuildError
 from domain.ledger import Ledger, membership_record
 from infrastructure.settings import Settings
 from infrastructure.views.queries import Queries
 from infrastructure.wiring import open_ledger
 from projections import runner
-from projections.locks import LockHeldError
 from projections.log import touched_streams
-from projections.runner import Projector, RebuildError
+from projections.runner import Projector
 from projections.views import EXPIRY, MEMBERSHIPS, VIEWS
 from tests.conftest import generated
 
