@@ -34,6 +34,13 @@ class LedgerError(Exception):
     """Base of every error the ledger raises on purpose."""
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (its type's name when it has none): how a door
+    says a driver's error in one sentence."""
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]
+
+
 class Reason(StrEnum):
     """Stable quarantine reason codes. The values are a public contract: never rename one."""
 

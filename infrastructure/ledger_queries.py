@@ -88,24 +88,6 @@ class LedgerQueries:
                 streams.setdefault(key, []).append((row["position"], _stored(row)))
         return streams
 
-    def scan_streams(
-        self, *, up_to: int, after: tuple[UUID, int] | None, limit: int
-    ) -> list[tuple[int, StoredEvent]]:
-        """Events at or before ``up_to`` in (membership, version) order, resuming after
-        ``after``: how a rebuild reads the whole log one membership at a time."""
-        where = f"{self.position_column} <= %s"
-        params: list[Any] = [up_to]
-        if after is not None:
-            where += " AND (originator_id, originator_version) > (%s, %s)"
-            params += [self.originator(after[0]), after[1]]
-        rows = self.query(
-            f"SELECT originator_id, originator_version, topic, state, "
-            f"{self.position_column} AS position FROM {self.events_table} WHERE {where} "
-            "ORDER BY originator_id, originator_version LIMIT %s",
-            [*params, limit],
-        )
-        return [(row["position"], _stored(row)) for row in rows]
-
     def chain_rows(self, *, after: tuple[UUID, int] | None, limit: int) -> list[dict[str, Any]]:
         """Stored events with their inbox rows, in (membership, version) order, resuming after
         ``after``. Inbox columns are null for an event that has no inbox row."""
