@@ -273,8 +273,8 @@ class PartnerMembership(Aggregate):
         # Learn which anomalies the event brings, so that they are recorded on the event
         # itself: what the ledger saw when the event arrived.
         if self.sorts_last(notification.occurred_at):
-            fact = _Fact(kind=event_class.kind, **fields)
-            found = _effect(self._current(notification.key), fact)[1]
+            fact = Fact(kind=event_class.kind, **fields)
+            found = effect(self._current(notification.key), fact)[1]
         else:
             if self._resumed_at:
                 raise LookupError("an out-of-order event needs the membership's whole history")
@@ -353,6 +353,17 @@ class PartnerMembership(Aggregate):
         return {event.fingerprint for event in self.recorded}
 
 
+def event_fields(notification: Notification) -> dict[str, Any]:
+    """The recorded event's fields for ``notification`` (all but the recording time, the
+    anomalies and the sealed identifiers), its kind's own field included."""
+    fields = _event_fields(notification)
+    if notification.kind is Kind.UPDATED:
+        fields["update_type"] = notification.update_type
+    elif notification.kind is Kind.REMINDED:
+        fields["scheduled_expiry_date"] = notification.scheduled_expiry_date
+    return fields
+
+
 def _event_fields(notification: Notification) -> dict[str, Any]:
     return {
         "org_id": notification.org_id,
@@ -408,18 +419,19 @@ def fold_state(
     """The state alone, without each event's step: what the views need."""
     state = MembershipState(*key)
     for event in occurrence_order(events):
-        state = _effect(state, event)[0]
+        state = effect(state, event)[0]
     return state
 
 
 def advance(state: MembershipState, event: PartnerMembership.Recorded) -> Step:
     """One step of the fold: ``event`` applied to ``state``."""
-    after, anomalies, applied = _effect(state, event)
+    after, anomalies, applied = effect(state, event)
     return Step(event, state, after, tuple(anomalies), applied)
 
 
-class _Fact(NamedTuple):
-    """An event's fields before the event exists: enough to learn its anomalies."""
+class Fact(NamedTuple):
+    """An event's fields before (or instead of) the event object: what the fold reads. The
+    write pipeline folds these plain values; the aggregate folds its events the same way."""
 
     kind: Kind
     occurred_at: datetime
@@ -437,10 +449,11 @@ class _Fact(NamedTuple):
     source: dict[str, str | None] | None = None
     identifiers: str | None = None
     expiry_instants: dict[str, datetime | None] | None = None
+    originator_version: int = 0  # where it sorts among recorded events of equal occurrence
 
 
-def _effect(state: MembershipState, event: Any) -> tuple[MembershipState, list[str], bool]:
-    """``event`` (a recorded event or a `_Fact`) applied to ``state``: the new state, the
+def effect(state: MembershipState, event: Any) -> tuple[MembershipState, list[str], bool]:
+    """``event`` (a recorded event or a `Fact`) applied to ``state``: the new state, the
     anomalies, whether it applied."""
     after, anomalies, applied = _apply(state, event)
     count = state.event_count + 1
@@ -564,10 +577,13 @@ def is_late(event: PartnerMembership.Recorded, recorded: Sequence[Any]) -> bool:
 
 
 __all__ = [
+    "Fact",
     "MembershipState",
     "PartnerMembership",
     "Status",
     "Step",
+    "effect",
+    "event_fields",
     "fold",
     "fold_state",
     "is_late",

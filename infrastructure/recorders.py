@@ -43,7 +43,7 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from domain.errors import StoreRefusedError
 from domain.integrity import chain_hash
-from domain.ledger import HeadRow, InboxRow, QuarantineRow, Resolution
+from domain.rows import CustomerKeyRow, HeadRow, InboxRow, QuarantineRow, Resolution, Sealed
 from infrastructure.ledger_queries import LedgerQueries
 from infrastructure.vault import IdentifierVault
 
@@ -73,6 +73,7 @@ INBOX_COLUMNS = (
     "hash",
 )
 HEAD_COLUMNS = ("originator_id", "originator_version", "head", "hash")
+KEY_COLUMNS = ("org_id", "customer_id", "key", "created_at_us")
 # A head only ever moves forward (a writer that lost a race does not commit anyway).
 HEAD_UPSERT = (
     " ON CONFLICT (originator_id) DO UPDATE SET originator_version = "
@@ -92,6 +93,8 @@ COLUMN_TYPES = {
     "recorded_at_us": "bigint",
     "previous_hash": "text",
     "hash": "text",
+    "key": "bytea",
+    "created_at_us": "bigint",
 }
 
 
@@ -159,6 +162,13 @@ class LedgerTables(LedgerQueries):
                     1 if row.is_receipt else 0,
                 ),
             )
+
+    def _write_keys(self, curs: Any, rows: Sequence[CustomerKeyRow]) -> None:
+        """New customer keys, in the events' transaction. No ``ON CONFLICT``: a key another
+        writer (or ``forget``) made meanwhile is a conflict, and the batch is tried again."""
+        if rows:
+            values = [(r.org_id, r.customer_id, r.key, r.created_at_us) for r in rows]
+            self._insert_rows(curs, "ledger_customer_keys", KEY_COLUMNS, values)
 
     def _write_resolutions(self, curs: Any, rows: Sequence[Resolution]) -> None:
         for row in rows:
@@ -243,7 +253,7 @@ class LedgerTables(LedgerQueries):
     def vault(self) -> IdentifierVault:
         return IdentifierVault(self)
 
-    def seal(self, items: Sequence[tuple[int, int, dict[str, str]]]) -> list[str | None]:
+    def seal(self, items: Sequence[tuple[int, int, dict[str, str]]]) -> Sealed:
         return self.vault.seal(items)
 
     def unseal(self, org: int, customer: int, sealed: str | None) -> dict[str, str] | None:
@@ -388,6 +398,7 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
     def _insert_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
+        self._write_keys(curs, kwargs.get("keys", ()))
         self._write_quarantine(curs, kwargs.get("quarantine", ()))
         self._write_resolutions(curs, kwargs.get("resolutions", ()))
 
@@ -454,6 +465,7 @@ class SQLiteLedgerRecorder(LedgerTables, SQLiteApplicationRecorder):
     def _insert_events(
         self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
+        self._write_keys(c, kwargs.get("keys", ()))
         self._write_quarantine(c, kwargs.get("quarantine", ()))
         self._write_resolutions(c, kwargs.get("resolutions", ()))
         notification_ids = super()._insert_events(c, stored_events, **kwargs)
