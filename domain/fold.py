@@ -3,9 +3,10 @@
 No aggregate objects, no event objects, no per-step history: a `Standing` holds where a
 membership stands (version, state, latest occurrence) and each in-order notification is one
 `effect` on that state, as the aggregate's own fold does for one event. A late notification
-(one that occurred before the membership's latest) needs the membership's whole history,
-which `domain.resume` loads for exactly those memberships; it is folded with the reference
-`fold`, so anomalies and state are the aggregate's, whatever the order.
+(one that occurred before the membership's latest) is folded with the reference `fold`
+over the events since its head (or over its whole history, which `domain.resume` loads only
+for a notification older than the head), so anomalies and state are the aggregate's,
+whatever the order.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 from uuid import UUID
 
-from domain.membership import Fact, MembershipState, effect, event_fields, fold
+from domain.membership import Fact, Head, MembershipState, effect, event_fields, fold
 from domain.notifications import Notification
 
 NEVER: Final = datetime.min.replace(tzinfo=UTC)
@@ -24,21 +25,44 @@ NEVER: Final = datetime.min.replace(tzinfo=UTC)
 @dataclass
 class Standing:
     """A membership while a batch is being recorded: where it stands after the events
-    stored before the batch and those recorded in it so far."""
+    stored before the batch and those recorded in it so far.
+
+    ``base`` is the state after the events that were not loaded (all of them, when picked up
+    from its head; none, when its history was loaded), all of which occurred no later than
+    ``floor``; ``events`` are the ones since (loaded, and recorded in this batch), in arrival
+    order. A notification that occurred at or after ``floor`` can be folded from ``base``."""
 
     membership_id: UUID
     key: tuple[int, int, int]
     version: int
     state: MembershipState
     latest_occurrence: datetime
-    # Its events in arrival order when they were loaded; None when picked up from its head.
-    history: list[Any] | None
+    base: MembershipState
+    floor: datetime
+    events: list[Any]
     stored_version: int  # the version before this batch
 
     @classmethod
     def new(cls, membership_id: UUID, key: tuple[int, int, int]) -> Standing:
         """A membership the ledger has not seen yet."""
-        return cls(membership_id, key, 0, MembershipState(*key), NEVER, [], 0)
+        empty = MembershipState(*key)
+        return cls(membership_id, key, 0, empty, NEVER, empty, NEVER, [], 0)
+
+    @classmethod
+    def from_head(cls, head: Head, key: tuple[int, int, int]) -> Standing:
+        """A membership picked up from its head, without its events."""
+        latest = head.latest_occurrence
+        return cls(
+            head.membership_id,
+            key,
+            head.version,
+            head.state,
+            latest,
+            head.state,
+            latest,
+            [],
+            head.version,
+        )
 
     @property
     def changed(self) -> bool:
@@ -63,13 +87,12 @@ def record(
     if occurred_at >= standing.latest_occurrence:
         after, found, _ = effect(standing.state, fact)
     else:
-        if standing.history is None:
-            raise LookupError("an out-of-order event needs the membership's whole history")
-        events: list[Any] = [*standing.history, fact]
-        after, steps = fold(standing.key, events)
+        if occurred_at < standing.floor:
+            raise LookupError("an event this late needs the membership's whole history")
+        events: list[Any] = [*standing.events, fact]
+        after, steps = fold(standing.key, events, start=standing.base)
         found = list(next(step.anomalies for step in steps if step.event is events[-1]))
-    if standing.history is not None:
-        standing.history.append(fact)
+    standing.events.append(fact)
     standing.version = version
     standing.state = after
     standing.latest_occurrence = max(standing.latest_occurrence, occurred_at)
