@@ -302,9 +302,21 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
         """One batch recorded at a time across processes. The library's table lock already
         serializes the inserts, but each writer reads (duplicates, heads) before it; two
         service workers recording deliveries for the same memberships would keep losing
-        that race to each other and retrying. Session-level: released if the process dies."""
+        that race to each other and retrying. Session-level: released if the process dies.
+        Waited for at most the lock timeout (`LockNotAvailable` then), not forever."""
+        wait = f"{max(int(self.datastore.lock_timeout), 1)}s"
         with self.datastore.get_connection() as conn:
-            conn.execute("SELECT pg_advisory_lock(%s)", (WRITER_LOCK,))
+            conn.execute(
+                "SELECT set_config('lock_timeout', %s, false), "
+                "set_config('statement_timeout', %s, false)",
+                (wait, wait),
+            )
+            try:
+                conn.execute("SELECT pg_advisory_lock(%s)", (WRITER_LOCK,))
+            finally:
+                with suppress(psycopg.Error):  # pooled: the next user gets the defaults back
+                    conn.execute("RESET lock_timeout")
+                    conn.execute("RESET statement_timeout")
             try:
                 yield
             finally:

@@ -6,13 +6,13 @@ generation table, so a blue/green switch is invisible to readers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date
 from typing import Any
 
 from domain.ledger import EXPORT_FIELDS
 from projections.store import ViewStore, reader_name
-from projections.views import EXPIRY, EXPIRY_FIELDS, MEMBERSHIPS, View
+from projections.views import ACTIVITY, EXPIRY, EXPIRY_FIELDS, MEMBERSHIPS, View
 
 PAGE = 5000
 
@@ -101,6 +101,71 @@ class Queries:
             "ORDER BY org_id, partner_program_id, tier_number IS NULL, tier_number",
             params,
         )
+
+    # --- the dashboard's overview (and its API, /overview and /activity) ----------------
+
+    def customer_memberships(self, org_id: int, customer_id: int) -> list[dict[str, Any]]:
+        """Every membership of one customer, by partner program."""
+        rows = self.store.query(
+            f"SELECT {', '.join(EXPORT_FIELDS)} FROM {reader_name(MEMBERSHIPS)} "
+            "WHERE org_id = %s AND customer_id = %s ORDER BY partner_program_id",
+            (org_id, customer_id),
+        )
+        return [_membership(row) for row in rows]
+
+    def statuses(self) -> list[dict[str, Any]]:
+        """Memberships per status."""
+        rows = self.store.query(
+            f"SELECT status, COUNT(*) AS memberships FROM {reader_name(MEMBERSHIPS)} "
+            "GROUP BY status ORDER BY status"
+        )
+        return [{"status": r["status"], "memberships": int(r["memberships"])} for r in rows]
+
+    def program_names(self) -> dict[tuple[int, int], str | None]:
+        """(org, partner program) -> the program's name (the latest any membership holds)."""
+        rows = self.store.query(
+            "SELECT org_id, partner_program_id, MAX(partner_program_name) AS name "
+            f"FROM {reader_name(MEMBERSHIPS)} GROUP BY org_id, partner_program_id"
+        )
+        return {(r["org_id"], r["partner_program_id"]): r["name"] for r in rows}
+
+    def activity(
+        self,
+        *,
+        since_month: str,
+        org_id: int | None = None,
+        partner_program_id: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Linked and Delinked events per month (``YYYY-MM``, UTC, of occurrence) from
+        ``since_month`` on: rows of ``month``, ``kind`` (link, delink), ``events``."""
+        conditions = ["month >= %s"]
+        params: list[Any] = [since_month]
+        for column, value in (("org_id", org_id), ("partner_program_id", partner_program_id)):
+            if value is not None:
+                conditions.append(f"{column} = %s")
+                params.append(value)
+        rows = self.store.query(
+            f"SELECT month, kind, SUM(events) AS events FROM {reader_name(ACTIVITY)} "
+            f"WHERE {' AND '.join(conditions)} GROUP BY month, kind ORDER BY month, kind",
+            params,
+        )
+        return [{"month": r["month"], "kind": r["kind"], "events": int(r["events"])} for r in rows]
+
+    def expiring_counts(self, *, today: date, within_days: Sequence[int]) -> list[dict[str, Any]]:
+        """Expiry rows per kind dated from ``today`` to ``today + N`` days, for each N."""
+        ends = [date.fromordinal(today.toordinal() + days).isoformat() for days in within_days]
+        sums = ", ".join(
+            f"SUM(CASE WHEN date <= %s THEN 1 ELSE 0 END) AS within_{days}" for days in within_days
+        )
+        rows = self.store.query(
+            f"SELECT kind, {sums} FROM {reader_name(EXPIRY)} "
+            "WHERE date >= %s AND date <= %s GROUP BY kind ORDER BY kind",
+            (*ends, today.isoformat(), max(ends)),
+        )
+        return [
+            {"kind": r["kind"]} | {f"within_{d}": int(r[f"within_{d}"] or 0) for d in within_days}
+            for r in rows
+        ]
 
     def _pages(self, view: View, fields: tuple[str, ...]) -> Iterator[dict[str, Any]]:
         order = ", ".join(view.order_by)

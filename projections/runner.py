@@ -21,7 +21,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 from uuid import UUID
 
 import psycopg
@@ -46,6 +46,14 @@ class RebuildError(LedgerError):
     """A rebuild met an event it could not project; nothing was switched."""
 
 
+class _Folded(NamedTuple):
+    """One membership as the views see it: its fold, its last position, its events."""
+
+    state: MembershipState
+    position: int
+    events: list[PartnerMembership.Recorded]
+
+
 @dataclasses.dataclass(frozen=True)
 class _Batch:
     """Catch-up work after a position: how many notifications, the last one's position, the
@@ -54,7 +62,7 @@ class _Batch:
     size: int
     end: int
     touched: dict[UUID, list[int]]
-    folded: dict[UUID, tuple[MembershipState, int] | Exception | None]
+    folded: dict[UUID, _Folded | Exception | None]
 
 
 class Projector:
@@ -178,7 +186,7 @@ class Projector:
         for notification in notifications:
             touched.setdefault(notification.originator_id, []).append(notification.id)
         streams = touched_streams(self.recorder, list(touched), up_to=end)
-        folded: dict[UUID, tuple[MembershipState, int] | Exception | None] = {}
+        folded: dict[UUID, _Folded | Exception | None] = {}
         for membership_id in touched:
             try:
                 folded[membership_id] = self._fold(streams.get(membership_id, []))
@@ -198,7 +206,7 @@ class Projector:
                 if isinstance(folded, Exception):
                     raise folded
                 if folded is not None:
-                    rows.extend(view.rows(membership_id, *folded))
+                    rows.extend(view.membership_rows(membership_id, *folded))
                 replaced.append(str(membership_id))
             except Exception as error:
                 if strict:
@@ -221,15 +229,16 @@ class Projector:
             require_state=generation.state,
         )
 
-    def _fold(self, stream: Stream) -> tuple[MembershipState, int] | None:
-        """A membership's state from its stored events, and the position of its last one."""
+    def _fold(self, stream: Stream) -> _Folded | None:
+        """A membership's state from its stored events, the position of its last one, and
+        the events themselves (for views that count them)."""
         to_domain_event = self.ledger.mapper.to_domain_event
         events = [cast(PartnerMembership.Recorded, to_domain_event(stored)) for _, stored in stream]
         if not events:
             return None
         first = events[0]
         state = fold_state((first.org_id, first.customer_id, first.partner_program_id), events)
-        return state, max(position for position, _ in stream)
+        return _Folded(state, max(position for position, _ in stream), events)
 
     # --- rebuild -------------------------------------------------------------------------
 
@@ -383,7 +392,7 @@ class Projector:
             if folded is None:
                 return
             for view, new in builds:
-                rows[new.table].extend(view.rows(membership_id, *folded))
+                rows[new.table].extend(view.membership_rows(membership_id, *folded))
         except Exception as error:
             names = ", ".join(view.name for view, _ in builds)
             raise RebuildError(

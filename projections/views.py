@@ -11,13 +11,17 @@ query that catches up) rebuilds the view blue/green.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from operator import attrgetter
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 from domain.ledger import EXPORT_FIELDS, jsonable
-from domain.membership import MembershipState, Status
+from domain.membership import MembershipState, PartnerMembership, Status
+from domain.notifications import Kind
 
 KEY = ("org_id", "customer_id", "partner_program_id")
 
@@ -47,6 +51,17 @@ class View:
         self, membership_id: UUID, state: MembershipState, position: int
     ) -> list[tuple[Any, ...]]:
         raise NotImplementedError
+
+    def membership_rows(
+        self,
+        membership_id: UUID,
+        state: MembershipState,
+        position: int,
+        events: Sequence[PartnerMembership.Recorded],
+    ) -> list[tuple[Any, ...]]:
+        """The rows of one membership, given its fold and its events (in recording order).
+        Most views need only the fold; a view that counts events overrides this."""
+        return self.rows(membership_id, state, position)
 
 
 _TYPES = {
@@ -131,5 +146,59 @@ EXPIRY = ExpiryView(
     order_by=("date", *KEY, "kind"),
 )
 
-VIEWS: dict[str, View] = {view.name: view for view in (MEMBERSHIPS, EXPIRY)}
+
+class ActivityView(View):
+    """Links and delinks per month: one row per membership, UTC month of occurrence and kind
+    (``link``, ``delink``) with how many such events it has. The memberships view keeps only
+    the latest link and delink; this one counts every Linked and Delinked event, so the query
+    sums a month across memberships (`Queries.activity`)."""
+
+    KINDS: ClassVar[dict[Kind, str]] = {Kind.LINKED: "link", Kind.DELINKED: "delink"}
+
+    def rows(
+        self, membership_id: UUID, state: MembershipState, position: int
+    ) -> list[tuple[Any, ...]]:
+        raise TypeError("the activity view is computed from events: call membership_rows")
+
+    def membership_rows(
+        self,
+        membership_id: UUID,
+        state: MembershipState,
+        position: int,
+        events: Sequence[PartnerMembership.Recorded],
+    ) -> list[tuple[Any, ...]]:
+        counted = Counter(
+            (event.occurred_at.astimezone(UTC).strftime("%Y-%m"), self.KINDS[event.kind])
+            for event in events
+            if event.kind in self.KINDS
+        )
+        key = (state.org_id, state.customer_id, state.partner_program_id)
+        return [
+            (*key, month, kind, number, str(membership_id))
+            for (month, kind), number in sorted(counted.items())
+        ]
+
+
+ACTIVITY = ActivityView(
+    name="activity",
+    schema_version=1,
+    columns=(
+        Column("org_id", "BIGINT"),
+        Column("customer_id", "BIGINT"),
+        Column("partner_program_id", "BIGINT"),
+        Column("month", "TEXT"),
+        Column("kind", "TEXT"),
+        Column("events", "BIGINT"),
+        Column("membership_id", "TEXT"),
+    ),
+    primary_key=(*KEY, "month", "kind"),
+    indexes=(
+        ("month", "kind", "events"),
+        ("org_id", "partner_program_id", "month"),
+        ("membership_id",),
+    ),
+    order_by=(*KEY, "month", "kind"),
+)
+
+VIEWS: dict[str, View] = {view.name: view for view in (MEMBERSHIPS, EXPIRY, ACTIVITY)}
 EXPIRY_FIELDS = ("org_id", "customer_id", "partner_program_id", "kind", "date")

@@ -23,6 +23,8 @@ Figures:
    loopback, acknowledged (2xx, committed) deliveries/s and p50/p99 latency; baseline:
    ``scripts/bench_crud.py``, a FastAPI/uvicorn receiver upserting one row per request, under the
    same load with the same payloads. Each with ``--workers`` 1 and 2, the better one reported.
+6. dashboard: each dashboard page's p99 (signed in, one ``serve`` worker) beside the p99 of the
+   API endpoint that answers the same question, requests interleaved page/API in the same run.
 """
 
 from __future__ import annotations
@@ -59,14 +61,14 @@ from projections.views import MEMBERSHIPS  # noqa: E402
 
 CLI = Path(sys.executable).parent / "partner-ledger"
 SCALES = {
-    "small": {"notifications": 20_000, "freshness": 200, "queries": 2_000},
-    "full": {"notifications": 1_000_000, "freshness": 1_000, "queries": 10_000},
+    "small": {"notifications": 20_000, "freshness": 200, "queries": 2_000, "dashboard": 150},
+    "full": {"notifications": 1_000_000, "freshness": 1_000, "queries": 10_000, "dashboard": 300},
 }
 WEBHOOK_LOAD = {  # concurrency, requests, time bound in seconds
     "small": (16, 3_000, 120),
     "full": (64, 50_000, 180),
 }
-GROUPS = ("ingest", "rebuild", "freshness", "queries", "webhook")
+GROUPS = ("ingest", "rebuild", "freshness", "queries", "dashboard", "webhook")
 SECRET = "bench-webhook-secret-7c41"
 
 
@@ -126,6 +128,8 @@ def run(url: str, scale: dict[str, int], groups: set[str]) -> list[dict[str, Any
         if "freshness" in groups:
             rows += bench_freshness(url, ledger, scale["freshness"])
         rows += bench_queries(ledger, scale["queries"]) if "queries" in groups else []
+    if "dashboard" in groups:
+        rows += bench_dashboard(url, scale["dashboard"])
     return rows
 
 
@@ -409,6 +413,90 @@ def bench_queries(ledger: Ledger, samples: int) -> list[dict[str, Any]]:
             )
         )
     return rows
+
+
+DASHBOARD_PAIRS = (  # page, API endpoint answering the same question
+    ("overview", "/dashboard", "/overview"),
+    (
+        "membership",
+        "/dashboard/membership?org={org}&customer={customer}&program={program}",
+        "/memberships/{org}/{customer}/{program}/history",
+    ),
+    (
+        "expiring",
+        "/dashboard/expiring?from=2023-01-01&to=2030-12-31&limit=100",
+        "/expiring?from=2023-01-01&to=2030-12-31&limit=100",
+    ),
+    ("quarantine", "/dashboard/quarantine", "/quarantine?limit=25"),  # a page shows 25
+)
+
+
+def bench_dashboard(url: str, samples: int) -> list[dict[str, Any]]:
+    """p99 of each page against its API endpoint's, sampled alternately on one keep-alive
+    connection each, on the ledger the other groups ingested."""
+    org, customer, program = busiest_membership(url)
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        serving("ours", url, 1, 1, Path(scratch)) as (
+            base,
+            _,
+        ),
+    ):
+        api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {SECRET}"})
+        pages = httpx.Client(base_url=base)
+        rows = []
+        with api, pages:
+            signed = pages.post("/dashboard/sign-in", data={"token": SECRET})
+            assert signed.status_code == 303, signed.text
+            for name, page, endpoint in DASHBOARD_PAIRS:
+                key = {"org": org, "customer": customer, "program": program}
+                page_path, api_path = page.format(**key), endpoint.format(**key)
+                page_times: list[float] = []
+                api_times: list[float] = []
+                for _ in range(samples):
+                    for client, path, times in (
+                        (pages, page_path, page_times),
+                        (api, api_path, api_times),
+                    ):
+                        started = time.perf_counter()
+                        answer = client.get(path, timeout=60)
+                        times.append(time.perf_counter() - started)
+                        assert answer.status_code == 200, (path, answer.status_code)
+                (ours50, ours), (base50, baseline) = percentiles(page_times), percentiles(api_times)
+                endpoint_name = api_path.split("?")[0]
+                rows.append(
+                    figure(
+                        f"dashboard {name} page p50 ms (baseline: {endpoint_name})",
+                        ours50 * 1e3,
+                        base50 * 1e3,
+                        "-",
+                        True,
+                        unit="ms",
+                    )
+                )
+                rows.append(
+                    figure(
+                        f"dashboard {name} page p99 ms (baseline: {endpoint_name})",
+                        ours * 1e3,
+                        baseline * 1e3,
+                        "<= 2x the API's p99",
+                        ours <= 2 * baseline,
+                        unit="ms",
+                    )
+                )
+    return rows
+
+
+def busiest_membership(url: str) -> tuple[int, int, int]:
+    """The key of the membership with the most events: the longest timeline to draw."""
+    with open_ledger(Settings(db=url)) as ledger:
+        projector = Projector(ledger)
+        projector.catch_up()
+        (row,) = projector.store.query(
+            "SELECT org_id, customer_id, partner_program_id FROM view_memberships "
+            "ORDER BY event_count DESC, org_id, customer_id, partner_program_id LIMIT 1"
+        )
+    return row["org_id"], row["customer_id"], row["partner_program_id"]
 
 
 def bench_webhook(admin_url: str, scale: str) -> list[dict[str, Any]]:

@@ -18,11 +18,13 @@ from fastapi import FastAPI, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.errors import StorageUnavailableError
-from infrastructure.http import operations, reads
+from infrastructure.http import dashboard, operations, overview, reads
 from infrastructure.http.config import HttpConfig
 from infrastructure.http.metrics import Metrics
+from infrastructure.http.protocol import GuardedH11Protocol
 from infrastructure.http.schemas import LedgerJSONResponse
 from infrastructure.http.service import running_service
+from infrastructure.http.supervision import exit_with_parent
 from infrastructure.http.webhooks import unavailable, webhook_router
 from infrastructure.settings import Settings
 
@@ -31,8 +33,8 @@ Receives Capillary partner-program notifications and answers queries about membe
 
 Every delivered payload is accounted for: recorded (200, with its position), a duplicate (200),
 or quarantined with its raw bytes (200 with the reason and quarantine id; 400 when the body is
-not JSON). A 200 or 400 is sent only after the commit. 503 with Retry-After means nothing was
-confirmed: retrying is always safe, since duplicates are recognised.
+not JSON). A 200 or 400 is sent only after the commit. 429 (or 503, as configured) with
+Retry-After means nothing was confirmed: retrying is always safe, since duplicates are recognised.
 """
 access_log = logging.getLogger("partner_ledger.http.access")
 
@@ -41,6 +43,15 @@ def create_app(config: HttpConfig, settings: Settings) -> FastAPI:
     """The service, configured; it opens its ledger when the server starts it."""
     config.check()
     metrics = Metrics()
+    GuardedH11Protocol.configure(
+        max_connections=config.max_connections,
+        request_read_seconds=config.request_read_seconds,
+        transient_status=config.transient_status,
+        retry_after_seconds=config.retry_after_seconds,
+    )
+
+    async def database_unavailable(request: Request, error: Exception) -> LedgerJSONResponse:
+        return unavailable(config, "the ledger database is unavailable; retry later")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,24 +70,23 @@ def create_app(config: HttpConfig, settings: Settings) -> FastAPI:
     app.include_router(webhook_router(config))
     app.include_router(reads.router)
     app.include_router(operations.router)
+    app.include_router(overview.router)
+    dashboard.install(app)
     for error in (
         StorageUnavailableError,
         OperationalError,
         InterfaceError,
         psycopg.OperationalError,
     ):
-        app.add_exception_handler(error, _database_unavailable)
+        app.add_exception_handler(error, database_unavailable)
     app.add_middleware(AccessLog)
     return app
 
 
 def app_from_environment() -> FastAPI:
     """The app of one worker process, configured from ``PARTNER_LEDGER_*``."""
+    exit_with_parent()
     return create_app(HttpConfig(), Settings())
-
-
-async def _database_unavailable(request: Request, error: Exception) -> LedgerJSONResponse:
-    return unavailable("the ledger database is unavailable; retry later")
 
 
 class AccessLog:

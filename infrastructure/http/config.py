@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.errors import ConfigurationError
 
+TRANSIENT_STATUSES = (429, 503)
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 NO_SECRET = (
     "no webhook secret is configured: set PARTNER_LEDGER_WEBHOOK_SECRETS to one or more "
@@ -31,6 +32,9 @@ class HttpConfig(BaseSettings):
     webhook_header: str = "X-Webhook-Token"
     webhook_secrets: SecretStr = SecretStr("")
     read_token: SecretStr = SecretStr("")
+    operator_token: SecretStr = SecretStr("")
+    dashboard_session_seconds: Annotated[int, Field(gt=0)] = 8 * 3600
+    secure_cookies: bool = False
     signing_secret: SecretStr = SecretStr("")
     max_body_bytes: Annotated[int, Field(gt=0)] = 1_048_576
     commit_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
@@ -38,6 +42,11 @@ class HttpConfig(BaseSettings):
     drain_seconds: Annotated[float, Field(ge=0)] = 0.0
     max_group_size: Annotated[int, Field(ge=1)] = 100
     max_pending: Annotated[int, Field(ge=1)] = 1000
+    max_pending_bytes: Annotated[int, Field(ge=1)] = 16 * 1_048_576
+    max_connections: Annotated[int, Field(ge=1)] = 500
+    request_read_seconds: Annotated[float, Field(gt=0)] = 10.0
+    transient_status: int = 429
+    retry_after_seconds: Annotated[int, Field(ge=1, le=3600)] = 5
     max_view_lag_events: Annotated[int, Field(ge=0)] = 10_000
     follow: bool = True
 
@@ -46,6 +55,13 @@ class HttpConfig(BaseSettings):
     def _header_name(cls, value: str) -> str:
         if not _HEADER_NAME.fullmatch(value):
             raise ValueError(f"{value!r} is not a valid HTTP header name")
+        return value
+
+    @field_validator("transient_status")
+    @classmethod
+    def _transient(cls, value: int) -> int:
+        if value not in TRANSIENT_STATUSES:
+            raise ValueError("must be 429 (the default) or 503")
         return value
 
     @property
@@ -58,25 +74,38 @@ class HttpConfig(BaseSettings):
         return _split(self.read_token)
 
     @property
+    def operator_tokens(self) -> tuple[bytes, ...]:
+        """Tokens that allow the dashboard's write actions (quarantine replay)."""
+        return _split(self.operator_token)
+
+    @property
     def signing_keys(self) -> tuple[bytes, ...]:
         """Standard Webhooks keys (``whsec_`` + base64), decoded; empty when not signing."""
-        keys = []
-        for secret in _split(self.signing_secret):
-            text = secret.decode().removeprefix("whsec_")
-            try:
-                keys.append(base64.b64decode(text, validate=True))
-            except (binascii.Error, ValueError):
-                raise ConfigurationError(
-                    "the signing secret is not a Standard Webhooks secret (whsec_ followed by "
-                    "base64)"
-                ) from None
-        return tuple(keys)
+        return tuple(_signing_key(secret.decode()) for secret in _split(self.signing_secret))
 
     def check(self) -> None:
         """Refuse to serve without a webhook secret, or with an unusable signing secret."""
         if not self.accepted_secrets:
             raise ConfigurationError(NO_SECRET)
         _ = self.signing_keys
+
+
+def _signing_key(secret: str) -> bytes:
+    """The key of one ``whsec_`` secret. Padding is optional, as in the reference
+    ``standardwebhooks`` package; an empty key would make every signature forgeable."""
+    text = secret.removeprefix("whsec_")
+    try:
+        key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigurationError(
+            "the signing secret is not a Standard Webhooks secret (whsec_ followed by base64)"
+        ) from None
+    if not key:
+        raise ConfigurationError(
+            "the signing secret is empty: a Standard Webhooks secret is whsec_ followed by a "
+            "base64 key of at least one byte"
+        )
+    return key
 
 
 def _split(secret: SecretStr) -> tuple[bytes, ...]:

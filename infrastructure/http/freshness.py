@@ -110,7 +110,9 @@ class Follower:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, *, timeout: float = 5.0) -> None:
+    def stop(self, *, timeout: float = 0.5) -> None:
+        """Ask the follower to stop and wait at most ``timeout`` seconds: it is a daemon
+        thread, so one stuck in the database never holds the process's exit."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)

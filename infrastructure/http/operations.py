@@ -17,6 +17,7 @@ from infrastructure.http.schemas import LedgerJSONResponse
 from infrastructure.http.service import Service
 
 router = APIRouter(tags=["operations"])
+READY_SECONDS = 0.8  # /readyz answers within 1 s, whatever the database does
 logger = logging.getLogger("partner_ledger.http")
 
 
@@ -41,8 +42,11 @@ async def readyz(request: Request) -> LedgerJSONResponse:
     if service.draining.is_set():
         return LedgerJSONResponse({"status": "draining"}, status_code=503)
     try:
-        head, positions = await asyncio.to_thread(service.positions)
-    except Exception as error:  # unreachable, timed out, refused: not ready
+        head, positions = await service.probe(timeout=READY_SECONDS)
+    except TimeoutError:
+        logger.warning("readiness: the database did not answer within %g s", READY_SECONDS)
+        return LedgerJSONResponse({"status": "database unreachable"}, status_code=503)
+    except Exception as error:  # unreachable, refused: not ready
         # The reason names hosts and databases: for the log, not for unauthenticated callers.
         logger.warning("readiness: the database is unreachable: %s", _first_line(error))
         return LedgerJSONResponse({"status": "database unreachable"}, status_code=503)

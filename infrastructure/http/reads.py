@@ -187,7 +187,9 @@ async def expiring(
     headers = {}
     if len(rows) == limit:
         following = encode_cursor(rows[-1])
-        headers["Link"] = f'<{request.url.include_query_params(cursor=following)}>; rel="next"'
+        # Relative: the request's Host header is the sender's to choose, not ours to echo.
+        page = request.url.include_query_params(cursor=following)
+        headers["Link"] = f'<{page.path}?{page.query}>; rel="next"'
         headers["X-Next-Cursor"] = following
     return LedgerJSONResponse(rows, headers=headers)
 

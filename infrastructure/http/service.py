@@ -1,21 +1,27 @@
 """One worker process's running service: its ledger (one connection pool), the group-commit
 writer, the view watcher and follower, and the switch that starts draining on SIGTERM.
 
-Draining: on SIGTERM or SIGINT the service first stops taking notifications (503 with
-``Retry-After``, and ``/readyz`` answers 503), optionally for ``drain_seconds`` so a load
-balancer can notice; then uvicorn stops accepting connections, lets in-flight requests finish,
-and the service commits what is queued, stops its follower and closes the ledger.
+Draining: on SIGTERM or SIGINT the service first stops taking notifications (the transient
+status with ``Retry-After``, and ``/readyz`` answers 503), optionally for ``drain_seconds`` so a
+load balancer can notice; then uvicorn stops accepting connections and lets in-flight requests
+finish, for at most `GRACE_SECONDS`. A request whose commit is not confirmed by
+``drain_seconds + ANSWER_BY_SECONDS`` is answered the transient status (never 200). The service
+then commits what is queued, stops its follower and closes the ledger. Whatever is stuck (a
+commit waiting on a lock, a database that does not answer), the process exits by
+``drain_seconds + EXIT_BY_SECONDS``: a watchdog ends it then.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import ExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
@@ -23,6 +29,7 @@ from domain.ledger import Ledger
 from infrastructure.http.config import HttpConfig
 from infrastructure.http.freshness import Follower, Positions, ViewWatcher, live_positions
 from infrastructure.http.metrics import Metrics, StoreState
+from infrastructure.http.threads import in_daemon_thread
 from infrastructure.http.writer import GroupCommitWriter
 from infrastructure.settings import Settings
 from infrastructure.wiring import open_ledger
@@ -30,6 +37,11 @@ from projections.queries import Queries
 from projections.runner import Projector
 
 logger = logging.getLogger("partner_ledger.http")
+GRACE_SECONDS = 3.0  # uvicorn's graceful phase, after the drain period
+ANSWER_BY_SECONDS = 2.5  # waiting deliveries are answered (transient status) by then
+EXIT_BY_SECONDS = 4.5  # the watchdog's deadline, within drain_seconds + 5 s
+CLOSE_SECONDS = 0.5  # closing the ledger after the writer and the follower
+FORCED_EXIT_STATUS = 1
 
 
 @dataclass
@@ -44,6 +56,7 @@ class Service:
     watcher: ViewWatcher
     metrics: Metrics
     draining: threading.Event
+    _probe: asyncio.Future[tuple[int, Positions]] | None = field(default=None, init=False)
 
     def store_state(self) -> StoreState:
         """View positions, lag and quarantine size, for a scrape (blocking)."""
@@ -55,6 +68,13 @@ class Service:
     def positions(self) -> tuple[int, Positions]:
         """The head of the log and each view's live position (blocking)."""
         return self.projector.head(), live_positions(self.projector)
+
+    async def probe(self, *, timeout: float) -> tuple[int, Positions]:
+        """`positions`, or `TimeoutError` after ``timeout`` seconds. One read at a time: while
+        the database does not answer, probes share the read under way instead of piling up."""
+        if self._probe is None or self._probe.done():
+            self._probe = in_daemon_thread(self.positions)
+        return await asyncio.wait_for(asyncio.shield(self._probe), timeout)
 
 
 @asynccontextmanager
@@ -69,6 +89,7 @@ async def running_service(
             ledger.receive,
             max_group=config.max_group_size,
             max_pending=config.max_pending,
+            max_pending_bytes=config.max_pending_bytes,
             on_group=metrics.observe_group,
         )
         service = Service(
@@ -85,7 +106,7 @@ async def running_service(
         writer.start()
         if config.follow:
             follower.start()
-        _drain_on_signals(service.draining, delay=config.drain_seconds)
+        _drain_on_signals(service, delay=config.drain_seconds)
         if not config.read_tokens:
             logger.warning(
                 "no read token: the read endpoints answer 401 (PARTNER_LEDGER_READ_TOKEN)"
@@ -94,13 +115,22 @@ async def running_service(
             yield service
         finally:
             service.draining.set()
-            await writer.close()
-            await asyncio.to_thread(follower.stop)
+            # uvicorn has answered or cancelled every request by now: commit what is queued
+            # in the time left, and stop the follower without waiting on the database.
+            await writer.close(timeout=0.5)
+            follower.stop(timeout=0.5)
+            # Closing the store can wait on a connection still in use by a stuck commit.
+            closing = stack.pop_all()
+            try:
+                await asyncio.wait_for(in_daemon_thread(closing.close), CLOSE_SECONDS)
+            except TimeoutError:
+                logger.warning("shutdown: the ledger did not close within %g s", CLOSE_SECONDS)
 
 
-def _drain_on_signals(draining: threading.Event, *, delay: float) -> None:
+def _drain_on_signals(service: Service, *, delay: float) -> None:
     """Chain onto the server's SIGTERM/SIGINT handlers: start draining at once, and hand
-    the signal on (after ``delay`` seconds the first time) so the server shuts down."""
+    the signal on (after ``delay`` seconds the first time) so the server shuts down; answer
+    waiting deliveries before the graceful phase ends, and end the process if it is stuck."""
     if threading.current_thread() is not threading.main_thread():
         return  # signals can only be handled on the main thread (e.g. an in-process test)
     loop = asyncio.get_running_loop()
@@ -108,22 +138,45 @@ def _drain_on_signals(draining: threading.Event, *, delay: float) -> None:
         previous = signal.getsignal(signum)
         if not callable(previous):
             continue
-        signal.signal(signum, _chained(previous, draining, delay, loop))
+        signal.signal(signum, _chained(previous, service, delay, loop))
 
 
 def _chained(
     previous: Callable[[int, FrameType | None], Any],
-    draining: threading.Event,
+    service: Service,
     delay: float,
     loop: asyncio.AbstractEventLoop,
 ) -> Callable[[int, FrameType | None], None]:
     def handler(signum: int, frame: FrameType | None) -> None:
-        first = not draining.is_set()
-        draining.set()
-        if first and delay > 0:
-            # call_soon_threadsafe is safe from a signal handler; call_later is not.
+        first = not service.draining.is_set()
+        service.draining.set()
+        if not first:
+            previous(signum, frame)
+            return
+        _start_watchdog(delay + EXIT_BY_SECONDS)
+        # call_soon_threadsafe is safe from a signal handler; call_later is not.
+        loop.call_soon_threadsafe(
+            loop.call_later,
+            delay + ANSWER_BY_SECONDS,
+            service.writer.abandon,
+            "the service is shutting down and the commit was not confirmed",
+        )
+        if delay > 0:
             loop.call_soon_threadsafe(loop.call_later, delay, previous, signum, frame)
         else:
             previous(signum, frame)
 
     return handler
+
+
+def _start_watchdog(seconds: float) -> None:
+    """End the process ``seconds`` from now if it has not exited by then. Every request was
+    answered or cut off before: a commit still running is rolled back with the connection."""
+
+    def watch() -> None:
+        time.sleep(seconds)
+        logger.error("shutdown did not finish within %g s; exiting now", seconds)
+        logging.shutdown()
+        os._exit(FORCED_EXIT_STATUS)
+
+    threading.Thread(target=watch, name="shutdown-watchdog", daemon=True).start()

@@ -1,12 +1,13 @@
 """``POST /webhooks/capillary``: authenticate, bound the body, commit it, answer the policy.
 
-- shutting down: 503 with Retry-After, nothing read;
+- shutting down: the transient status (429 by default, or 503) with Retry-After, nothing read;
 - missing or wrong webhook header (or signature, when configured): 401, nothing stored;
 - body over ``max_body_bytes``: 413, nothing stored;
 - not JSON: 400, the raw bytes quarantined (``NOT_JSON``);
 - JSON that fails validation: 200 ``quarantined`` with reason and id, so it is not retried;
 - recorded: 200 ``recorded`` with its position; duplicate: 200 ``duplicate``;
-- database down, or the commit not confirmed in time: 503 with Retry-After; the sender retries.
+- database down, commit not confirmed in time, too many notifications or body bytes waiting:
+  the transient status with Retry-After; the sender retries.
 
 A 200 or 400 is sent only after the transaction holding the payload has committed.
 """
@@ -33,9 +34,8 @@ from infrastructure.http.schemas import (
     Receipt,
 )
 from infrastructure.http.service import Service
-from infrastructure.http.writer import TRANSIENT_ERRORS, WriterUnavailableError
+from infrastructure.http.writer import TRANSIENT_ERRORS, ByteBudget, WriterUnavailableError
 
-RETRY_AFTER_SECONDS = 5
 REQUEST_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -50,6 +50,20 @@ REQUEST_BODY: dict[str, Any] = {
     }
 }
 RETRY_AFTER = {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}}
+
+
+def responses(config: HttpConfig) -> dict[int | str, dict[str, Any]]:
+    """The webhook's answers for the OpenAPI document, with the configured transient status."""
+    return RESPONSES | {
+        config.transient_status: {
+            "model": Problem,
+            "description": "Not committed (database unavailable, queue full, shutting down, "
+            "commit not confirmed in time, over a connection or memory limit); retry later",
+            "headers": RETRY_AFTER,
+        }
+    }
+
+
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "model": Receipt,
@@ -63,7 +77,6 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     401: {"model": Problem, "description": "Missing or wrong credentials; nothing stored"},
     413: {"model": Problem, "description": "Body over the size limit; nothing stored"},
-    503: {"model": Problem, "description": "Not committed; retry later", "headers": RETRY_AFTER},
 }
 
 
@@ -84,7 +97,7 @@ def webhook_router(config: HttpConfig) -> APIRouter:
         summary="Receive one Capillary notification",
         response_class=LedgerJSONResponse,
         response_model=None,
-        responses=RESPONSES,
+        responses=responses(config),
         openapi_extra=REQUEST_BODY,
         dependencies=[Security(token_header)],  # documents the scheme; checked below
     )
@@ -93,37 +106,55 @@ def webhook_router(config: HttpConfig) -> APIRouter:
         metrics = service.metrics
         if service.draining.is_set():
             metrics.count("unavailable")
-            return unavailable("the service is shutting down; nothing was recorded")
+            return unavailable(config, "the service is shutting down; nothing was recorded")
         if not matches_any(request.headers.get(config.webhook_header), accepted):
             metrics.count("unauthorized")
             return problem(401, f"missing or wrong {config.webhook_header} header")
         started = time.perf_counter()
+        budget = service.writer.budget
+        held = _Held(budget)
         try:
-            body = await _read_at_most(request, config.max_body_bytes)
-        except ClientDisconnect:  # the sender gave up mid-body: nothing to store or answer
-            return problem(400, "the request body was not received in full")
-        if body is None:
-            metrics.count("too_large")
-            return problem(
-                413,
-                f"the body is larger than {config.max_body_bytes} bytes; nothing was stored",
-                headers={"Connection": "close"},
-            )
-        if signing_keys:
-            reason = signature_problem(signing_keys, request.headers, body)
-            if reason is not None:
-                metrics.count("unauthorized")
-                return problem(401, f"the Standard Webhooks signature does not verify: {reason}")
-        try:
-            outcome = await service.writer.submit(body, timeout=config.commit_timeout_seconds)
-        except WriterUnavailableError as error:
-            metrics.count("unavailable")
-            return unavailable(f"{error}; resending is safe")
-        except TRANSIENT_ERRORS:
-            metrics.count("unavailable")
-            return unavailable("the ledger database is unavailable; nothing was recorded")
+            try:
+                body = await _read_at_most(request, config.max_body_bytes, held)
+            except ClientDisconnect:  # the sender gave up (or was too slow) mid-body
+                return problem(400, "the request body was not received in full")
+            except _OverBudget:
+                metrics.count("unavailable")
+                # Not read, and the connection kept: uvicorn drops the rest of the body as it
+                # arrives (closing on unread bytes would reset the connection, and the sender
+                # would never see the Retry-After).
+                return unavailable(
+                    config,
+                    "too many notification bytes are waiting to be committed; nothing was stored",
+                )
+            if body is None:
+                metrics.count("too_large")
+                return problem(
+                    413,
+                    f"the body is larger than {config.max_body_bytes} bytes; nothing was stored",
+                    headers={"Connection": "close"},
+                )
+            if signing_keys:
+                reason = signature_problem(signing_keys, request.headers, body)
+                if reason is not None:
+                    metrics.count("unauthorized")
+                    return problem(
+                        401, f"the Standard Webhooks signature does not verify: {reason}"
+                    )
+            try:
+                outcome = await service.writer.submit(body, timeout=config.commit_timeout_seconds)
+            except WriterUnavailableError as error:
+                metrics.count("unavailable")
+                return unavailable(config, f"{error}; resending is safe")
+            except TRANSIENT_ERRORS:
+                metrics.count("unavailable")
+                return unavailable(
+                    config, "the ledger database is unavailable; nothing was recorded"
+                )
+            finally:
+                metrics.ingest_seconds.observe(time.perf_counter() - started)
         finally:
-            metrics.ingest_seconds.observe(time.perf_counter() - started)
+            held.release()
         metrics.count(outcome.status, outcome.reason if outcome.status == "quarantined" else None)
         status = 400 if outcome.reason == Reason.NOT_JSON else 200
         return LedgerJSONResponse(receipt(outcome), status_code=status)
@@ -151,25 +182,49 @@ def problem(
     return LedgerJSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
-def unavailable(detail: str) -> LedgerJSONResponse:
-    return problem(503, detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+def unavailable(config: HttpConfig, detail: str) -> LedgerJSONResponse:
+    """Our own transient failure: the configured status (429 or 503) with Retry-After."""
+    return problem(
+        config.transient_status, detail, headers={"Retry-After": str(config.retry_after_seconds)}
+    )
 
 
-async def _read_at_most(request: Request, limit: int) -> bytes | None:
-    """The body, or None as soon as it is known to exceed ``limit`` bytes."""
+class _OverBudget(Exception):
+    """The process holds as many body bytes as it may."""
+
+
+class _Held:
+    """The bytes one request holds of the process's body budget, given back when it ends."""
+
+    def __init__(self, budget: ByteBudget) -> None:
+        self._budget = budget
+        self.size = 0
+
+    def take(self, size: int) -> None:
+        if not self._budget.take(size):
+            raise _OverBudget
+        self.size += size
+
+    def release(self) -> None:
+        self._budget.give(self.size)
+        self.size = 0
+
+
+async def _read_at_most(request: Request, limit: int, held: _Held) -> bytes | None:
+    """The body, or None as soon as it is known to exceed ``limit`` bytes. Its bytes are
+    taken from the budget before they are read (the declared length at once)."""
     declared = request.headers.get("content-length")
-    if (
-        declared is not None
-        and declared.isascii()
-        and declared.isdigit()
-        and (len(declared) > 18 or int(declared) > limit)
-    ):
-        return None
+    if declared is not None and declared.isascii() and declared.isdigit():
+        if len(declared) > 18 or int(declared) > limit:
+            return None
+        held.take(int(declared))
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
             return None
+        if size > held.size:
+            held.take(size - held.size)
         chunks.append(chunk)
     return b"".join(chunks)

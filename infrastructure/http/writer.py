@@ -7,18 +7,26 @@ Requests put their raw payload on a queue and wait. A single writer task takes w
 committed, while under load the database does one commit per group instead of one per request.
 
 If the commit fails, the whole group was rolled back (one transaction): every request of the
-group gets the error and answers 503. An error that is not the database's (a bug) is retried
-payload by payload, so one poisonous payload cannot fail its neighbours.
+group gets the error and answers the transient status. An error that is not the database's (a
+bug) is retried payload by payload, so one poisonous payload cannot fail its neighbours.
+
+Bounds: at most ``max_pending`` payloads and ``max_pending_bytes`` bytes of bodies (being read or
+queued: a request reserves its body's bytes before reading it) per process; the commits run on
+a daemon thread, so a commit stuck in the database never holds the process's exit; `abandon`
+answers every waiting request at once (shutdown), none of them with an outcome it did not get.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
+import queue
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import psycopg
@@ -51,6 +59,25 @@ class _Pending:
     future: asyncio.Future[Outcome] = field(repr=False)
 
 
+class ByteBudget:
+    """Bytes of request bodies a process holds at once (read, queued or being committed).
+    Used from the event loop only, so it needs no lock."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, size: int) -> bool:
+        """Reserve ``size`` bytes; False (nothing reserved) when that would exceed the limit."""
+        if self.used + size > self.limit:
+            return False
+        self.used += size
+        return True
+
+    def give(self, size: int) -> None:
+        self.used = max(self.used - size, 0)
+
+
 class GroupCommitWriter:
     """One per process: serializes commits and groups the payloads waiting for them."""
 
@@ -60,18 +87,32 @@ class GroupCommitWriter:
         *,
         max_group: int = 100,
         max_pending: int = 1000,
+        max_pending_bytes: int = 16 * 1_048_576,
         on_group: GroupObserver | None = None,
     ) -> None:
         self._receive = receive
         self._max_group = max_group
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue(maxsize=max_pending)
+        self.budget = ByteBudget(max_pending_bytes)
         self._on_group = on_group
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer")
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        # A daemon thread, not an executor: the interpreter joins executor threads at exit,
+        # and a commit stuck on a lock would then hold the process forever.
+        self._thread = threading.Thread(target=self._work, name="ledger-writer", daemon=True)
         self._task: asyncio.Task[None] | None = None
+        self._waiting: set[asyncio.Future[Outcome]] = set()
         self._closed = False
 
     def start(self) -> None:
+        self._thread.start()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
+
+    def abandon(self, reason: str) -> None:
+        """Answer every request still waiting with `WriterUnavailableError` (shutdown). A
+        commit already running may still go through: its senders' retries are duplicates."""
+        self._closed = True
+        for future in list(self._waiting):
+            _fail(future, WriterUnavailableError(reason))
 
     async def submit(self, payload: bytes, *, timeout: float) -> Outcome:
         """The outcome of ``payload`` once its group is committed, or an error: the
@@ -85,6 +126,7 @@ class GroupCommitWriter:
             raise WriterUnavailableError(
                 "too many notifications are waiting to be committed"
             ) from None
+        self._waiting.add(future)
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout)
         except TimeoutError:
@@ -94,14 +136,24 @@ class GroupCommitWriter:
             raise WriterUnavailableError(
                 f"the commit was not confirmed within {timeout:g} s"
             ) from None
+        finally:
+            self._waiting.discard(future)
 
-    async def close(self) -> None:
-        """Commit what is queued, then stop."""
+    async def close(self, *, timeout: float) -> None:
+        """Commit what is queued, for at most ``timeout`` seconds, then stop."""
         self._closed = True
         if self._task is not None:
-            await self._queue.put(None)
-            await self._task
-        self._executor.shutdown(wait=True)
+            try:
+                self._queue.put_nowait(None)
+            except asyncio.QueueFull:
+                self._task.cancel()  # abandoned below; nothing queued is answered 200
+            else:
+                try:
+                    await asyncio.wait_for(self._task, timeout)
+                except TimeoutError:  # wait_for cancelled the task; the thread is a daemon
+                    logger.warning("shutdown: a commit was still running after %g s", timeout)
+        self.abandon("the service is shutting down")
+        self._jobs.put(None)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -117,9 +169,26 @@ class GroupCommitWriter:
                     stopping = True
                     break
                 group.append(item)
-            group = [item for item in group if not item.future.cancelled()]
+            group = [item for item in group if not item.future.done()]
             if group:
-                await loop.run_in_executor(self._executor, self._commit, group, loop)
+                await self._on_writer_thread(functools.partial(self._commit, group, loop))
+
+    async def _on_writer_thread(self, job: Callable[[], None]) -> None:
+        loop = asyncio.get_running_loop()
+        finished = loop.create_future()
+
+        def run() -> None:
+            try:
+                job()
+            finally:
+                _notify(loop, _resolve_none, finished)
+
+        self._jobs.put(run)
+        await finished
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            job()
 
     def _commit(self, group: list[_Pending], loop: asyncio.AbstractEventLoop) -> None:
         """On the writer thread: one transaction for the group, then wake its requests."""
@@ -129,12 +198,12 @@ class GroupCommitWriter:
         except TRANSIENT_ERRORS as error:
             logger.warning("commit of %d notifications failed: %s", len(group), _first_line(error))
             for item in group:
-                loop.call_soon_threadsafe(_fail, item.future, error)
+                _notify(loop, _fail, item.future, error)
             return
         except Exception as error:
             if len(group) == 1:
                 logger.exception("a notification could not be processed")
-                loop.call_soon_threadsafe(_fail, group[0].future, error)
+                _notify(loop, _fail, group[0].future, error)
                 return
             for item in group:
                 self._commit([item], loop)
@@ -142,12 +211,23 @@ class GroupCommitWriter:
         if self._on_group is not None:
             self._on_group(len(group), time.perf_counter() - started)
         for item, outcome in zip(group, outcomes, strict=True):
-            loop.call_soon_threadsafe(_resolve, item.future, outcome)
+            _notify(loop, _resolve, item.future, outcome)
 
 
 def _resolve(future: asyncio.Future[Outcome], outcome: Outcome) -> None:
     if not future.done():
         future.set_result(outcome)
+
+
+def _notify(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: object) -> None:
+    """Run ``callback`` on the loop; a commit that ends after the loop closed wakes nobody."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback, *args)
+
+
+def _resolve_none(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _fail(future: asyncio.Future[Outcome], error: BaseException) -> None:

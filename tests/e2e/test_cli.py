@@ -839,7 +839,7 @@ def test_views_are_current_after_ingest_and_a_rebuild_switches_without_changing_
     assert 0 < ledger["quarantined_open"] <= summary["quarantined"]
     head = ledger["head_position"]
     assert head >= summary["recorded"]
-    assert {v["view"] for v in ledger["views"]} == {"memberships", "expiry"}
+    assert {v["view"] for v in ledger["views"]} == {"memberships", "expiry", "activity"}
     for view in ledger["views"]:
         assert (view["head"], view["position"], view["lag_events"]) == (head, head, 0), view
         assert view["dead_letters"] == 0

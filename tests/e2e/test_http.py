@@ -170,7 +170,7 @@ def test_health_and_readiness_report_the_views(server: Server) -> None:
     assert ready.status_code == 200
     body = ready.json()
     assert body["status"] == "ready"
-    assert set(body["views"]) == {"memberships", "expiry"}
+    assert set(body["views"]) == {"memberships", "expiry", "activity"}
     assert all(view["lag_events"] <= body["head"] for view in body["views"].values())
 
 
@@ -500,13 +500,13 @@ def test_the_openapi_document_carries_every_payload_shape_as_a_working_example(
     for name, example in examples.items():
         answer = server.post(json.dumps(example["value"]).encode())
         assert answer.json()["status"] in ("recorded", "duplicate"), name
-    # The answers are documented too, with examples and Retry-After on 503.
+    # The answers are documented too, with examples and Retry-After on 429 (the default).
     assert set(operation["responses"]["200"]["content"]["application/json"]["examples"]) == {
         "recorded",
         "duplicate",
         "quarantined",
     }
-    assert "Retry-After" in operation["responses"]["503"]["headers"]
+    assert "Retry-After" in operation["responses"]["429"]["headers"]
     schemes = document["components"]["securitySchemes"]
     assert schemes["WebhookToken"] == {
         "type": "apiKey",
@@ -624,7 +624,7 @@ def test_signatures_are_required_when_configured_and_rotated_secrets_both_work(
         assert all(quarantine_row(server, body) is None for body in refused)
 
 
-def test_shutdown_finishes_in_flight_requests_and_answers_new_ones_503(
+def test_shutdown_finishes_in_flight_requests_and_answers_new_ones_429(
     postgres_url: str, tmp_path: Path
 ) -> None:
     with running_server(postgres_url, tmp_path, "--drain-seconds", "2") as server:
@@ -651,7 +651,7 @@ def test_shutdown_finishes_in_flight_requests_and_answers_new_ones_503(
                 content=late_body,
                 headers={"X-Webhook-Token": WEBHOOK_SECRET},
             )
-            assert late.status_code == 503
+            assert late.status_code == 429
             assert late.headers["Retry-After"].isdigit()
             assert httpx.get(f"{server.url}/readyz").status_code == 503
             # After the drain period the listener closes while the first request still waits.
@@ -687,7 +687,7 @@ def _wait_for_a_lock_wait(db_url: str, *, timeout: float = 15) -> None:
 
 
 @pytest.mark.slow
-def test_a_database_outage_gives_503s_then_recovery_with_every_200_in_the_store(
+def test_a_database_outage_gives_429s_then_recovery_with_every_200_in_the_store(
     postgres_url: str, tmp_path: Path
 ) -> None:
     payloads = generated(3000, seed=23)
@@ -740,15 +740,15 @@ def test_a_database_outage_gives_503s_then_recovery_with_every_200_in_the_store(
             stop.set()
             for worker in workers:
                 worker.result()
-        # Capillary retries every 503 until it is answered; so do we.
-        for body in {a[0] for a in answers if a[1] == 503}:
+        # Capillary retries every 429 until it is answered; so do we.
+        for body in {a[0] for a in answers if a[1] == 429}:
             for _ in range(20):
                 answer = server.client.post(
                     "/webhooks/capillary",
                     content=body,
                     headers={"X-Webhook-Token": WEBHOOK_SECRET},
                 )
-                if answer.status_code != 503:
+                if answer.status_code != 429:
                     answers.append(
                         (body, answer.status_code, answer.json(), None, time.monotonic())
                     )
@@ -756,8 +756,8 @@ def test_a_database_outage_gives_503s_then_recovery_with_every_200_in_the_store(
                 time.sleep(0.5)
 
         statuses = Counter(a[1] for a in answers)
-        assert set(statuses) <= {200, 400, 503}
-        unavailable = [a for a in answers if a[1] == 503]
+        assert set(statuses) <= {200, 400, 429}
+        unavailable = [a for a in answers if a[1] == 429]
         assert unavailable and all(a[3] and a[3].isdigit() for a in unavailable)
         assert all(a[4] >= outage_started for a in unavailable)
         assert any(a[1] == 200 and a[4] < outage_started for a in answers)
@@ -782,7 +782,7 @@ def _assert_every_answer_is_in_the_store(
     positions: list[int] = []
     accepted: set[str] = set()
     for body, status, receipt, _, _ in answers:
-        if status == 503:
+        if status == 429:
             continue
         if receipt["status"] == "recorded":
             positions.append(receipt["position"])
