@@ -140,7 +140,9 @@ def cli(root: Path, url: str, *arguments: str) -> str:
 @contextmanager
 def old_worktree(commit: str, path: Path) -> Iterator[Path]:
     subprocess.run(
-        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), commit], check=True
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), commit],
+        check=True,
+        stdout=sys.stderr,
     )
     try:
         probe = subprocess.run(
