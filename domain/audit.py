@@ -151,6 +151,15 @@ class Auditor:
     def verify_against(self, digest: str, position: int) -> list[Break]:
         """Check a published ``DIGEST@POSITION``."""
         found, reached, _ = self.digest(up_to=position)
+        if reached != position and position > (head := self.digest()[1]):
+            return [
+                Break(
+                    "BEYOND_HEAD",
+                    f"the digest names position {position}, beyond the log's head at "
+                    f"{head}: it is from another ledger, or events were removed",
+                    position=position,
+                )
+            ]
         if reached != position:
             return [
                 Break(

@@ -126,15 +126,31 @@ class Ledger(Application[UUID]):
         *,
         received_at_us: int | None = None,
         parsed: Sequence[Notification | InvalidNotificationError] | None = None,
+        sources: Sequence[str | None] | str | None = None,
     ) -> list[Outcome]:
         """Record a batch of raw payloads atomically; one outcome per payload, in order.
-        ``parsed``: the payloads already parsed by `parse_all` (e.g. in another process)."""
+        ``parsed``: the payloads already parsed by `parse_all` (e.g. in another process).
+        ``sources``: where each payload came from (or one for all), kept with quarantine rows."""
         received = received_at_us if received_at_us is not None else _micros(self.clock())
         if parsed is None:
             parsed = parse_all(payloads)
         elif len(parsed) != len(payloads):
             raise ValueError("one parse result per payload")
-        return self._record_locked(payloads, parsed, received, resolving=None)
+        if sources is None or isinstance(sources, str):
+            sources = [sources] * len(payloads)
+        elif len(sources) != len(payloads):
+            raise ValueError("one source per payload")
+        outcomes = self._record_locked(payloads, parsed, received, resolving=None)
+        # Where each quarantined payload came from, noted once the batch has committed (the
+        # entry and its bytes are in that commit; a crash before this leaves the source unknown).
+        found = {
+            outcome.quarantine_id: source
+            for outcome, source in zip(outcomes, sources, strict=True)
+            if outcome.quarantine_id and source
+        }
+        if found:
+            self.store.keep_sources(found)
+        return outcomes
 
     def _record_locked(
         self,
@@ -233,6 +249,16 @@ class Ledger(Application[UUID]):
             resolving=[row["id"] for row in rows],
         )
         return [(row["id"], outcome) for row, outcome in zip(rows, outcomes, strict=True)]
+
+    def drop_quarantined(self, id_prefixes: Sequence[str], *, why: str) -> list[str]:
+        """Close entries that are not Capillary's (a pasted file, a test), keeping their
+        bytes and a record of when and why they were dropped. Returns the ids dropped."""
+        if not why.strip():
+            raise LedgerError("say why the entries are dropped (--why TEXT)")
+        ids = [self.quarantine_entry(prefix)["id"] for prefix in id_prefixes]
+        return self.store.drop_quarantined(
+            list(dict.fromkeys(ids)), why=why.strip(), at_us=_micros(self.clock())
+        )
 
     def quarantine_entry(self, id_prefix: str) -> dict[str, Any]:
         rows = self.store.quarantine_entry(id_prefix)

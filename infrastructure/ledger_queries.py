@@ -279,7 +279,7 @@ class LedgerQueries:
         where = "" if include_resolved else "WHERE resolved_at_us IS NULL "
         return self.query(
             "SELECT id, reason, detail, received_at_us, last_received_at_us, times_received, "
-            f"resolved_at_us, resolution FROM ledger_quarantine {where}"
+            f"resolved_at_us, resolution, source FROM ledger_quarantine {where}"
             "ORDER BY received_at_us, id"
         )
 
@@ -301,6 +301,42 @@ class LedgerQueries:
             ):
                 found[row["id"]] = bytes(row["raw"])
         return found
+
+    def keep_sources(self, sources: dict[str, str]) -> None:
+        """Note where quarantine entries came from; the first source known stays."""
+        with self.datastore.transaction(commit=True) as curs:
+            for qid, source in sources.items():
+                curs.execute(
+                    self.sql(
+                        "UPDATE ledger_quarantine SET source = %s WHERE id = %s AND source IS NULL"
+                    ),
+                    (source, qid),
+                )
+
+    def drop_quarantined(self, ids: Sequence[str], *, why: str, at_us: int) -> list[str]:
+        """Close open entries as dropped, with why and when; their bytes stay. Returns the
+        ids closed (an entry already closed is left as it was)."""
+        if not ids:
+            return []
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                self.sql(
+                    f"SELECT id FROM ledger_quarantine WHERE id IN ({_marks(ids)}) "
+                    "AND resolved_at_us IS NULL"
+                ),
+                list(ids),
+            )
+            open_ids = {row["id"] for row in curs.fetchall()}
+            dropped = [qid for qid in ids if qid in open_ids]
+            for qid in dropped:
+                curs.execute(
+                    self.sql(
+                        "UPDATE ledger_quarantine SET resolved_at_us = %s, resolution = %s "
+                        "WHERE id = %s"
+                    ),
+                    (at_us, f"dropped: {why}", qid),
+                )
+        return dropped
 
     def counts(self) -> dict[str, int]:
         (row,) = self.query(

@@ -7,7 +7,8 @@ The library's recorders store events; ours also write, in the **same transaction
   permanent and atomic with the write: two concurrent deliveries of one notification cannot
   both commit; the loser gets an ``IntegrityError`` and the ledger retries, finding a duplicate.
 - ``ledger_quarantine``: raw bytes of every payload that could not be recorded, keyed by the
-  SHA-256 of those bytes, with a reason code, a sentence, and receipt times.
+  SHA-256 of those bytes, with a reason code, a sentence, receipt times, and where it came from
+  (``source``, nullable: a column added after the first release, migrated on start-up).
 
 The rows travel as keyword arguments of ``Application.save()``, which the library passes down
 to ``insert_events()``.
@@ -72,6 +73,11 @@ INBOX_COLUMNS = (
     "previous_hash",
     "hash",
 )
+# Columns added to tables after their first release: (table, column), nullable TEXT.
+ADDED_COLUMNS = (("ledger_quarantine", "source"),)
+MIGRATIONS = tuple(
+    f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} TEXT" for table, column in ADDED_COLUMNS
+)
 HEAD_COLUMNS = ("originator_id", "originator_version", "head", "hash")
 KEY_COLUMNS = ("org_id", "customer_id", "key", "created_at_us")
 # A head only ever moves forward (a writer that lost a race does not commit anyway).
@@ -128,7 +134,7 @@ class LedgerTables(LedgerQueries):
             f"id TEXT PRIMARY KEY, raw {self.bytes_type} NOT NULL, reason TEXT NOT NULL, "
             "detail TEXT NOT NULL, received_at_us BIGINT NOT NULL, "
             "last_received_at_us BIGINT NOT NULL, times_received BIGINT NOT NULL, "
-            "resolved_at_us BIGINT, resolution TEXT)",
+            "resolved_at_us BIGINT, resolution TEXT, source TEXT)",
             "CREATE INDEX IF NOT EXISTS ledger_quarantine_open "
             "ON ledger_quarantine (resolved_at_us, received_at_us)",
             "CREATE TABLE IF NOT EXISTS ledger_heads ("
@@ -271,6 +277,7 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
         super().__init__(datastore, events_table_name=events_table_name)
         self.events_table = events_table_name
         self.sql_create_statements.extend(Composed([SQL(s)]) for s in self.ledger_ddl())
+        self.sql_create_statements.extend(Composed([SQL(s)]) for s in MIGRATIONS)
         self.insert_events_arrays = SQL(
             "INSERT INTO {table} (originator_id, originator_version, topic, state) "
             "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
@@ -365,7 +372,14 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
             "AND relnamespace = current_schema()::regnamespace",
             (sorted(names),),
         ).fetchone()
-        return row is not None and row["found"] == len(names)
+        if row is None or row["found"] != len(names):
+            return False
+        columns = conn.execute(
+            "SELECT count(*) AS found FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = %s AND column_name = %s",
+            ADDED_COLUMNS[0],
+        ).fetchone()
+        return columns is not None and columns["found"] == 1
 
     def _insert_rows(
         self,
@@ -452,6 +466,15 @@ class SQLiteLedgerRecorder(LedgerTables, SQLiteApplicationRecorder):
 
     def construct_create_table_statements(self) -> list[str]:
         return [*super().construct_create_table_statements(), *self.ledger_ddl()]
+
+    def create_table(self) -> None:
+        super().create_table()
+        table, column = ADDED_COLUMNS[0]
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(f"PRAGMA table_info({table})")
+            if column not in {row["name"] for row in curs.fetchall()}:
+                with suppress(sqlite3.OperationalError):  # another process added it first
+                    curs.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
 
     def originator(self, value: UUID) -> Any:
         return value.hex

@@ -53,33 +53,29 @@ class Queries:
     ) -> list[dict[str, Any]]:
         """Expiry rows in [start, end], ordered by date then key; ``after`` is the sort key
         of the last row of the previous page (cursor pagination)."""
-        conditions: list[str] = []
-        params: list[Any] = []
-        for column, value in (
-            ("org_id", org_id),
-            ("partner_program_id", partner_program_id),
-            ("kind", kind),
-        ):
-            if value is not None:
-                conditions.append(f"{column} = %s")
-                params.append(value)
-        if start is not None:
-            conditions.append("date >= %s")
-            params.append(start.isoformat())
-        if end is not None:
-            conditions.append("date <= %s")
-            params.append(end.isoformat())
-        if after is not None:
-            conditions.append(
-                f"({', '.join(EXPIRY.order_by)}) > ({', '.join(['%s'] * len(after))})"
-            )
-            params.extend(after)
-        where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+        where, params = _expiring_where(org_id, partner_program_id, kind, start, end, after)
         return self.store.query(
             f"SELECT {', '.join(EXPIRY_FIELDS)} FROM {reader_name(EXPIRY)} {where}"
             f"ORDER BY {', '.join(EXPIRY.order_by)} LIMIT %s",
             (*params, limit),
         )
+
+    def count_expiring(
+        self,
+        *,
+        org_id: int | None = None,
+        partner_program_id: int | None = None,
+        kind: str | None = None,
+        start: date | None = None,
+        end: date | None = None,
+        after: tuple[Any, ...] | None = None,
+    ) -> int:
+        """How many rows ``expiring`` would list without a limit."""
+        where, params = _expiring_where(org_id, partner_program_id, kind, start, end, after)
+        (row,) = self.store.query(
+            f"SELECT COUNT(*) AS n FROM {reader_name(EXPIRY)} {where}", tuple(params)
+        )
+        return int(row["n"])
 
     def tiers(
         self, *, org_id: int | None = None, partner_program_id: int | None = None
@@ -188,3 +184,34 @@ class Queries:
 def _membership(row: dict[str, Any]) -> dict[str, Any]:
     row["link_inferred"] = bool(row["link_inferred"])
     return row
+
+
+def _expiring_where(
+    org_id: int | None,
+    partner_program_id: int | None,
+    kind: str | None,
+    start: date | None,
+    end: date | None,
+    after: tuple[Any, ...] | None,
+) -> tuple[str, list[Any]]:
+    conditions: list[str] = []
+    params: list[Any] = []
+    for column, value in (
+        ("org_id", org_id),
+        ("partner_program_id", partner_program_id),
+        ("kind", kind),
+    ):
+        if value is not None:
+            conditions.append(f"{column} = %s")
+            params.append(value)
+    if start is not None:
+        conditions.append("date >= %s")
+        params.append(start.isoformat())
+    if end is not None:
+        conditions.append("date <= %s")
+        params.append(end.isoformat())
+    if after is not None:
+        conditions.append(f"({', '.join(EXPIRY.order_by)}) > ({', '.join(['%s'] * len(after))})")
+        params.extend(after)
+    where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+    return where, params

@@ -1,7 +1,7 @@
 """Benchmarks on PostgreSQL, each beside a raw baseline measured in the same run.
 
     .venv/bin/python scripts/bench.py [--scale small|full] [--json OUT] [--admin-url URL]
-        [--only ingest,rebuild,freshness,queries,webhook]
+        [--only ingest,rebuild,freshness,queries,dashboard,webhook,cli]
 
 Creates scratch databases, runs, prints one table (figure, ours, baseline, ratio, target, met?),
 writes the same as JSON with --json, and drops the databases. ``--only`` runs some figure groups
@@ -25,6 +25,8 @@ Figures:
    same load with the same payloads. Each with ``--workers`` 1 and 2, the better one reported.
 6. dashboard: each dashboard page's p99 (signed in, one ``serve`` worker) beside the p99 of the
    API endpoint that answers the same question, requests interleaved page/API in the same run.
+7. cli: ``partner-ledger --help``, median wall time of a few runs; baseline: ``python -c pass``
+   (interpreter start-up), so the ratio is what the command line adds to starting Python.
 """
 
 from __future__ import annotations
@@ -68,7 +70,8 @@ WEBHOOK_LOAD = {  # concurrency, requests, time bound in seconds
     "small": (16, 3_000, 120),
     "full": (64, 50_000, 180),
 }
-GROUPS = ("ingest", "rebuild", "freshness", "queries", "dashboard", "webhook")
+GROUPS = ("ingest", "rebuild", "freshness", "queries", "dashboard", "webhook", "cli")
+HELP_RUNS = 7
 SECRET = "bench-webhook-secret-7c41"
 
 
@@ -83,11 +86,13 @@ def main() -> int:
     if groups - set(GROUPS):
         parser.error(f"--only: unknown {','.join(sorted(groups - set(GROUPS)))}")
     rows: list[dict[str, Any]] = []
-    if groups - {"webhook"}:
+    if groups - {"webhook", "cli"}:
         with scratch_database(args.admin_url, "bench") as url:
             rows += run(url, SCALES[args.scale], groups)
     if "webhook" in groups:
         rows += bench_webhook(args.admin_url, args.scale)
+    if "cli" in groups:
+        rows += bench_cli_help()
     print_table(rows)
     if args.json:
         args.json.write_text(json.dumps({"scale": args.scale, "figures": rows}, indent=2) + "\n")
@@ -652,6 +657,32 @@ def notification(*, customer: int) -> bytes:
             },
         }
     ).encode()
+
+
+def bench_cli_help() -> list[dict[str, Any]]:
+    """``--help`` beside a bare interpreter start: the parser imports nothing heavy."""
+
+    def median_seconds(command: list[str]) -> float:
+        times = []
+        for _ in range(HELP_RUNS):
+            started = time.perf_counter()
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL, timeout=60)
+            times.append(time.perf_counter() - started)
+        return statistics.median(times)
+
+    help_seconds = median_seconds([str(CLI), "--help"])
+    bare_seconds = median_seconds([sys.executable, "-c", "pass"])
+    ratio = help_seconds / bare_seconds
+    return [
+        figure(
+            "cli --help, ms (baseline python -c pass)",
+            help_seconds * 1000,
+            bare_seconds * 1000,
+            "<= 3x",
+            ratio <= 3,
+            "ms",
+        )
+    ]
 
 
 def percentiles(values: list[float]) -> tuple[float, float]:

@@ -5,14 +5,18 @@ from __future__ import annotations
 import argparse
 from datetime import date, datetime, timedelta
 
-from infrastructure.moments import parse_moment
+from infrastructure.moments import FORMS, parse_day, parse_moment
 
 
 def key_arguments(command: argparse.ArgumentParser, *, optional: bool = False) -> None:
     nargs = "?" if optional else None
-    command.add_argument("org", type=identifier, metavar="ORG", nargs=nargs)
-    command.add_argument("customer", type=identifier, metavar="CUSTOMER", nargs=nargs)
-    command.add_argument("program", type=identifier, metavar="PROGRAM", nargs=nargs)
+    command.add_argument("org", type=identifier, metavar="ORG", nargs=nargs, help="org id")
+    command.add_argument(
+        "customer", type=identifier, metavar="CUSTOMER", nargs=nargs, help="customer id"
+    )
+    command.add_argument(
+        "program", type=identifier, metavar="PROGRAM", nargs=nargs, help="partner program id"
+    )
 
 
 def time_travel(command: argparse.ArgumentParser) -> None:
@@ -20,13 +24,14 @@ def time_travel(command: argparse.ArgumentParser) -> None:
         "--as-of",
         type=moment_end,
         metavar="T",
-        help="the state true at T (events that occurred by T), as known now",
+        help=f"the state true at T (events that occurred by T), as known now. T is {FORMS}; "
+        "a date means the end of that day",
     )
     command.add_argument(
         "--as-known-at",
         type=moment_end,
         metavar="K",
-        help="what the ledger said at K (events recorded by K)",
+        help="what the ledger said at K (events recorded by K); K takes the forms of T",
     )
 
 
@@ -60,9 +65,9 @@ def positive(text: str) -> int:
 
 def calendar_date(text: str) -> date:
     try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a YYYY-MM-DD date") from None
+        return parse_day(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def days(text: str) -> timedelta:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import select
 import signal
 import sys
 import threading
@@ -12,7 +13,15 @@ from domain.audit import Auditor
 from domain.errors import LedgerError
 from domain.integrity import parse_anchor
 from domain.ledger import Ledger
-from infrastructure.cli.output import print_fields, print_json, print_view_status
+from infrastructure.cli.output import (
+    human,
+    note,
+    plural,
+    print_fields,
+    print_json,
+    print_table,
+    print_view_status,
+)
 from infrastructure.progress import Progress
 from projections.runner import Projector
 from projections.views import VIEWS
@@ -26,10 +35,13 @@ def project(args: argparse.Namespace, ledger: Ledger) -> int:
             print_json(status)
         else:
             print_view_status(status["views"])
-            for letter in status["dead_letters"]:
-                print(
-                    f"dead letter: {letter['view']} position {letter['position']} "
-                    f"membership {letter['membership_id']}: {letter['error']}"
+            if status["dead_letters"]:
+                print_table(
+                    ("dead letter of", "position", "membership", "error"),
+                    (
+                        [d["view"], d["position"], d["membership_id"], d["error"]]
+                        for d in status["dead_letters"]
+                    ),
                 )
         return 0
     if not args.follow:
@@ -37,7 +49,9 @@ def project(args: argparse.Namespace, ledger: Ledger) -> int:
         if args.json:
             print_json({"processed": processed, "views": projector.status()})
         else:
-            print(", ".join(f"{name}: {count} events" for name, count in processed.items()))
+            print(
+                ", ".join(f"{name}: {plural(count, 'event')}" for name, count in processed.items())
+            )
         return 0
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -77,8 +91,22 @@ def rebuild(args: argparse.Namespace, ledger: Ledger) -> int:
                 f"{report['removed']} removed"
             )
             for item in report["sample"]:
-                print(f"  {item['key']}: {item['before']} -> {item['after']}")
+                print(f"  {'/'.join(map(str, item['key']))}: {sample_text(item)}")
     return 0
+
+
+def sample_text(item: dict[str, Any]) -> str:
+    """One row a rebuild would change, as the fields that differ."""
+    before, after = item["before"], item["after"]
+    if before is None:
+        return "added"
+    if after is None:
+        return "removed"
+    return "; ".join(
+        f"{name.replace('_', ' ')}: {human(before.get(name))} → {human(value)}"
+        for name, value in after.items()
+        if before.get(name) != value
+    )
 
 
 def status(args: argparse.Namespace, ledger: Ledger) -> int:
@@ -92,7 +120,13 @@ def status(args: argparse.Namespace, ledger: Ledger) -> int:
     if args.json:
         print_json(status)
     else:
-        print_fields({k: v for k, v in status.items() if k != "views"})
+        print_fields(
+            {
+                "recorded events": status["recorded"],
+                "open quarantine entries": status["quarantined_open"],
+                "head position": status["head_position"],
+            }
+        )
         print_view_status(status["views"])
     return 0
 
@@ -123,13 +157,14 @@ def verify(args: argparse.Namespace, ledger: Ledger) -> int:
                 )
                 if value is not None
             )
+            differs = item.expected and item.expected != item.found
             print(
                 f"{item.kind}: {where}: {item.detail}"
-                + (f" (expected {item.expected}, found {item.found})" if item.expected else "")
+                + (f" (expected {item.expected}, found {item.found})" if differs else "")
             )
         print(
-            f"{'verified' if not breaks else 'BROKEN'}: {events} events, "
-            f"{len(breaks)} breaks, digest {digest}@{position}"
+            f"{'verified' if not breaks else 'BROKEN'}: {plural(events, 'event')}, "
+            f"{plural(len(breaks), 'break')}, digest {digest}@{position}"
         )
     return 0 if not breaks else 3
 
@@ -152,7 +187,24 @@ def digest(args: argparse.Namespace, ledger: Ledger) -> int:
     return 0
 
 
+CONFIRM_SECONDS = 300  # how long a terminal prompt waits for its answer
+
+
 def forget(args: argparse.Namespace, ledger: Ledger) -> int:
+    if not args.force:
+        from infrastructure.cli.reading import views
+
+        _, queries = views(ledger)
+        if not queries.customer_memberships(args.org, args.customer):
+            raise LedgerError(
+                f"the ledger has never seen customer {args.customer} of org {args.org} "
+                "(check the ids, or pass --force to forget them before they arrive)"
+            )
+    if not args.yes:
+        confirm(
+            f"Forget customer {args.customer} of org {args.org}? Their identifiers become "
+            "unreadable for good; this cannot be undone. [y/N] "
+        )
     had_key = ledger.forget(args.org, args.customer)
     result = {
         "org_id": args.org,
@@ -168,3 +220,16 @@ def forget(args: argparse.Namespace, ledger: Ledger) -> int:
             + ("" if had_key else " (none were held; later ones will not be stored)")
         )
     return 0
+
+
+def confirm(question: str) -> None:
+    """Ask on the terminal; anything but yes (or no answer in time) stops the command."""
+    if not sys.stdin.isatty():
+        raise LedgerError("forget cannot be undone: pass --yes to confirm it off a terminal")
+    print(question, end="", file=sys.stderr, flush=True)
+    ready, _, _ = select.select([sys.stdin], [], [], CONFIRM_SECONDS)
+    if not ready:
+        note("")  # end the prompt's line
+    answer = sys.stdin.readline() if ready else ""
+    if answer.strip().lower() not in ("y", "yes"):
+        raise LedgerError("not confirmed: nothing was forgotten")

@@ -3,20 +3,35 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from domain.errors import LedgerError, MembershipNotFoundError
 from domain.history import Chronicle
-from domain.ledger import EXPORT_FIELDS, Ledger, membership_record
-from infrastructure.cli.output import csv_value, history_line, print_fields, print_json
+from domain.ledger import EXPORT_FIELDS, Ledger, iso, membership_record
+from infrastructure.cli.output import (
+    HISTORY_CSV,
+    HISTORY_HEADERS,
+    history_cells,
+    history_csv_record,
+    membership_fields,
+    note,
+    plural,
+    print_fields,
+    print_json,
+    print_table,
+    program,
+    write_csv,
+)
+from infrastructure.cursors import CursorError, decode_cursor, encode_cursor
 from infrastructure.progress import Progress
 from projections.queries import Queries
 from projections.runner import Projector
 from projections.views import EXPIRY_FIELDS
+
+MEMBERSHIP_KEY = ("org_id", "customer_id", "partner_program_id")
 
 
 def views(ledger: Ledger) -> tuple[Projector, Queries]:
@@ -38,13 +53,54 @@ def export(args: argparse.Namespace, ledger: Ledger) -> int:
         _, queries = views(ledger)
         records = queries.memberships() if args.view == "memberships" else queries.expiry()
     if args.format == "csv":
-        writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
-        writer.writeheader()
-        for record in records:
-            writer.writerow({k: csv_value(v) for k, v in record.items()})
-    else:
-        for record in records:
-            print_json(record)
+        write_csv(records, fields)
+        return 0
+    if args.format == "table":
+        return _export_table(args.view, list(records))
+    count = 0
+    for record in records:
+        print_json(record)
+        count += 1
+    if count == 0 and sys.stdout.isatty():
+        note(f"no {args.view} to export: the ledger holds none")
+    return 0
+
+
+def _export_table(view: str, records: list[dict[str, Any]]) -> int:
+    if not records:
+        note(f"no {view} to export: the ledger holds none")
+        return 0
+    if view == "expiry":
+        print_table(EXPIRY_FIELDS, ([r[k] for k in EXPIRY_FIELDS] for r in records))
+        return 0
+    print_table(
+        (
+            "org",
+            "customer",
+            "program",
+            "status",
+            "tier",
+            "tier expires",
+            "membership expires",
+            "linked",
+            "events",
+        ),
+        (
+            [
+                r["org_id"],
+                r["customer_id"],
+                program(r["org_id"], r["partner_program_id"], {}, r["partner_program_name"]),
+                r["status"],
+                r["tier_number"],
+                r["tier_expiry_date"],
+                r["membership_expiry_date"],
+                r["linked_at"],
+                r["event_count"],
+            ]
+            for r in records
+        ),
+    )
+    print(f"{plural(len(records), 'membership')}")
     return 0
 
 
@@ -65,33 +121,108 @@ def membership(args: argparse.Namespace, ledger: Ledger) -> int:
     if args.json:
         print_json(record)
     else:
-        print_fields(record)
+        print_fields(membership_fields(record))
+    return 0
+
+
+def memberships(args: argparse.Namespace, ledger: Ledger) -> int:
+    """Every partner program of one customer."""
+    _, queries = views(ledger)
+    records = queries.customer_memberships(args.org, args.customer)
+    if not records:
+        raise MembershipNotFoundError(
+            f"the ledger holds no membership of customer {args.customer} in org {args.org}"
+        )
+    if args.json:
+        for record in records:
+            print_json(record)
+        return 0
+    print_table(
+        ("program", "status", "tier", "tier expires", "membership expires", "linked", "events"),
+        (
+            [
+                program(r["org_id"], r["partner_program_id"], {}, r["partner_program_name"]),
+                r["status"],
+                r["tier_number"],
+                r["tier_expiry_date"],
+                r["membership_expiry_date"],
+                r["linked_at"],
+                r["event_count"],
+            ]
+            for r in records
+        ),
+        title=f"org {args.org}, customer {args.customer}",
+    )
     return 0
 
 
 def expiring(args: argparse.Namespace, ledger: Ledger) -> int:
-    _, queries = views(ledger)
     start, end = args.start, args.end
+    if start is None:
+        start = datetime.now(UTC).date()
     if args.within is not None:
-        start = start or datetime.now(UTC).date()
         end = start + args.within
-    rows = queries.expiring(
-        org_id=args.org,
-        partner_program_id=args.program,
-        kind=args.kind,
-        start=start,
-        end=end,
-        limit=args.limit,
-    )
+    _check_window(start, end, "--from", "--to")
+    try:
+        after = decode_cursor(args.cursor) if args.cursor else None
+    except CursorError as error:
+        raise LedgerError(str(error)) from None
+    _, queries = views(ledger)
+    window: dict[str, Any] = {
+        "org_id": args.org,
+        "partner_program_id": args.program,
+        "kind": args.kind,
+        "start": start,
+        "end": end,
+    }
+    rows = queries.expiring(**window, limit=args.limit, after=after)
     if args.json:
         print_json(rows)
-    else:
-        for row in rows:
-            print(
-                f"{row['date']}  {row['kind']:<10} org {row['org_id']} customer "
-                f"{row['customer_id']} program {row['partner_program_id']}"
-            )
+        return 0
+    if args.format == "csv":
+        write_csv(rows, EXPIRY_FIELDS)
+        return 0
+    if not rows:
+        note(f"nothing expires {_window_text(start, end)}")
+        return 0
+    names = queries.program_names()
+    print_table(
+        ("date", "kind", "org", "customer", "program"),
+        (
+            [
+                r["date"],
+                r["kind"],
+                r["org_id"],
+                r["customer_id"],
+                program(r["org_id"], r["partner_program_id"], names),
+            ]
+            for r in rows
+        ),
+    )
+    if len(rows) == args.limit:
+        cursor = encode_cursor(rows[-1])
+        more = queries.count_expiring(**window, after=tuple(rows[-1][k] for k in _ORDER))
+        if more:
+            note(f"{plural(more, 'more row')}: add --cursor {cursor} for the next page")
     return 0
+
+
+_ORDER = ("date", "org_id", "customer_id", "partner_program_id", "kind")
+
+
+def _window_text(start: date, end: date | None) -> str:
+    return f"from {start} to {end}" if end else f"from {start} on"
+
+
+def _check_window(start: Any, end: Any, start_flag: str, end_flag: str) -> None:
+    if start is not None and end is not None and end < start:
+        raise LedgerError(
+            f"{end_flag} {_text(end)} is before {start_flag} {_text(start)}: nothing can match"
+        )
+
+
+def _text(value: Any) -> str:
+    return iso(value) if isinstance(value, datetime) else str(value)
 
 
 def tiers(args: argparse.Namespace, ledger: Ledger) -> int:
@@ -99,14 +230,33 @@ def tiers(args: argparse.Namespace, ledger: Ledger) -> int:
     rows = queries.tiers(org_id=args.org, partner_program_id=args.program)
     if args.json:
         print_json(rows)
-    else:
-        for row in rows:
-            tier = "-" if row["tier_number"] is None else row["tier_number"]
-            print(
-                f"org {row['org_id']} program {row['partner_program_id']} tier {tier}: "
-                f"{row['memberships']}"
-            )
+        return 0
+    if args.format == "csv":
+        write_csv(rows, ("org_id", "partner_program_id", "tier_number", "memberships"))
+        return 0
+    if not rows:
+        note("no LINKED memberships" + _filter_text(args.org, args.program))
+        return 0
+    names = queries.program_names()
+    print_table(
+        ("org", "program", "tier", "memberships"),
+        (
+            [
+                r["org_id"],
+                program(r["org_id"], r["partner_program_id"], names),
+                "none" if r["tier_number"] is None else r["tier_number"],
+                r["memberships"],
+            ]
+            for r in rows
+        ),
+    )
     return 0
+
+
+def _filter_text(org: int | None, partner_program: int | None) -> str:
+    parts = [f"org {org}" if org else "", f"program {partner_program}" if partner_program else ""]
+    text = " and ".join(p for p in parts if p)
+    return f" for {text}" if text else ""
 
 
 def history(args: argparse.Namespace, ledger: Ledger) -> int:
@@ -117,16 +267,23 @@ def history(args: argparse.Namespace, ledger: Ledger) -> int:
         raise LedgerError("history takes ORG CUSTOMER PROGRAM, or --org N --from T --to T")
     entries = chronicle.history(args.org, args.customer, args.program)
     if args.json:
-        print_json(entries)
-        return 0
-    for entry in entries:
-        print(history_line(entry))
+        for entry in entries:
+            print_json(entry)
+    elif args.format == "csv":
+        write_csv((history_csv_record(e) for e in entries), HISTORY_CSV)
+    else:
+        print_table(
+            HISTORY_HEADERS,
+            (history_cells(e) for e in entries),
+            title=f"org {args.org}, customer {args.customer}, program {args.program}",
+        )
     return 0
 
 
 def changes(args: argparse.Namespace, chronicle: Chronicle) -> int:
     if args.period_org is None or args.start is None or args.end is None:
         raise LedgerError("history takes ORG CUSTOMER PROGRAM, or --org N --from T --to T")
+    _check_window(args.start, args.end, "--from", "--to")
     window = {
         "org_id": args.period_org,
         "partner_program_id": args.period_program,
@@ -134,14 +291,37 @@ def changes(args: argparse.Namespace, chronicle: Chronicle) -> int:
         "end": args.end,
     }
     total = chronicle.count_changed(**window)
-    with Progress(total=total, unit="memberships", quiet=args.json, label="history") as progress:
+    quiet = args.json or args.format == "csv"
+    rows: list[list[Any]] = []
+    with Progress(total=total, unit="memberships", quiet=quiet, label="history") as progress:
+        if args.format == "csv":
+            write_csv(
+                (history_csv_record(e) for e in chronicle.changes(**window)),
+                (*MEMBERSHIP_KEY, *HISTORY_CSV),
+            )
+            return 0
         current = None
         for entry in chronicle.changes(**window):
             if args.json:
                 print_json(entry)
             else:
-                print(f"{tuple(entry['membership'].values())} {history_line(entry)}")
+                key = entry["membership"]
+                rows.append([f"{key['customer_id']}/{key['partner_program_id']}"])
+                rows[-1].extend(history_cells(entry))
             if entry["membership"] != current:
                 current = entry["membership"]
                 progress.advance(1)
+    if args.json:
+        return 0
+    if not rows:
+        note(
+            f"nothing was recorded for org {args.period_org} "
+            f"from {iso(args.start)} to {iso(args.end)}"
+        )
+        return 0
+    print_table(
+        ("customer/program", *HISTORY_HEADERS),
+        rows,
+        title=f"org {args.period_org}: recorded from {iso(args.start)} to {iso(args.end)}",
+    )
     return 0

@@ -11,18 +11,24 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.metadata import version
+from typing import Any
 
 import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.errors import StorageUnavailableError
-from infrastructure.http import dashboard, operations, overview, reads
+from infrastructure.http import dashboard, docs_page, operations, overview, reads
 from infrastructure.http.config import HttpConfig
 from infrastructure.http.metrics import Metrics
 from infrastructure.http.protocol import GuardedH11Protocol
-from infrastructure.http.schemas import LedgerJSONResponse
+from infrastructure.http.schemas import LedgerJSONResponse, ValidationProblem
 from infrastructure.http.service import running_service
 from infrastructure.http.supervision import exit_with_parent
 from infrastructure.http.webhooks import unavailable, webhook_router
@@ -61,7 +67,7 @@ def create_app(config: HttpConfig, settings: Settings) -> FastAPI:
 
     app = FastAPI(
         title="Partner membership ledger",
-        version="1",
+        version=version("partner-ledger"),
         description=DESCRIPTION,
         lifespan=lifespan,
         docs_url=None,
@@ -72,6 +78,10 @@ def create_app(config: HttpConfig, settings: Settings) -> FastAPI:
     app.include_router(operations.router)
     app.include_router(overview.router)
     dashboard.install(app)
+    app.include_router(docs_page.router)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     for error in (
         StorageUnavailableError,
         OperationalError,
@@ -87,6 +97,62 @@ def app_from_environment() -> FastAPI:
     """The app of one worker process, configured from ``PARTNER_LEDGER_*``."""
     exit_with_parent()
     return create_app(HttpConfig(), Settings())
+
+
+def _sentence(error: dict[str, Any]) -> str:
+    """One pydantic error as a sentence: where, what is wrong, what was given."""
+    place, *path = error.get("loc", ()) or ("request",)
+    name = ".".join(str(part) for part in path) or str(place)
+    where = {"query": "query parameter", "path": "path parameter"}.get(str(place), str(place))
+    message = str(error.get("msg", "is not valid"))
+    message = message[0].lower() + message[1:]
+    given = f" (got {error['input']!r})" if "input" in error and error["input"] is not None else ""
+    return f"{where} {name}: {message}{given}."
+
+
+async def _invalid_request(request: Request, error: Exception) -> Response:
+    assert isinstance(error, RequestValidationError)
+    sentences = [_sentence(item) for item in error.errors()]
+    return LedgerJSONResponse({"detail": " ".join(sentences), "errors": sentences}, 422)
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    """422s raised by our own checks answer the same shape as the validation errors."""
+    assert isinstance(error, StarletteHTTPException)
+    if error.status_code == 422:
+        sentence = str(error.detail).rstrip(".") + "."
+        return LedgerJSONResponse({"detail": sentence, "errors": [sentence]}, 422)
+    return await http_exception_handler(request, error)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with our 422 body in place of pydantic's raw error list."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+
+    document = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+    )
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas["ValidationProblem"] = ValidationProblem.model_json_schema()
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    for path in document.get("paths", {}).values():
+        for operation in path.values():
+            answer = operation.get("responses", {}).get("422")
+            if answer is not None:
+                answer["description"] = "Bad parameters: one sentence per field"
+                answer["content"] = {
+                    "application/json": {
+                        "schema": {"$ref": "#/components/schemas/ValidationProblem"}
+                    }
+                }
+    app.openapi_schema = document
+    return document
 
 
 class AccessLog:

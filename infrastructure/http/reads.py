@@ -9,7 +9,7 @@ fold the log itself, which is always current.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Security
@@ -22,13 +22,16 @@ from domain.ledger import membership_record
 from infrastructure.http.auth import matches_any
 from infrastructure.http.freshness import ViewBehindError
 from infrastructure.http.params import (
+    DAY,
     Id,
     MinPosition,
     Moment,
     OptionalId,
+    day,
     decode_cursor,
     encode_cursor,
     moment,
+    no_unknown_parameters,
 )
 from infrastructure.http.schemas import (
     ExpiryRow,
@@ -73,7 +76,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "headers": RETRY_AFTER,
     },
 }
-router = APIRouter(tags=["queries"], dependencies=[Depends(require_read_token)], responses=ERRORS)
+router = APIRouter(
+    tags=["queries"],
+    dependencies=[Depends(require_read_token), Depends(no_unknown_parameters)],
+    responses=ERRORS,
+)
 
 
 async def _fresh_enough(service: Service, view: View, min_position: int | None) -> None:
@@ -131,6 +138,25 @@ async def membership(
 
 
 @router.get(
+    "/memberships/{org}/{customer}",
+    summary="Every partner program of one customer (memberships ORG CUSTOMER --json)",
+    response_model=None,
+    responses={200: {"model": list[Membership]}, 404: {"model": Problem}},
+)
+async def customer_memberships(
+    request: Request, org: Id, customer: Id, min_position: MinPosition = None
+) -> LedgerJSONResponse:
+    service = _service(request)
+    await _fresh_enough(service, MEMBERSHIPS, min_position)
+    records = await run_in_threadpool(service.queries.customer_memberships, org, customer)
+    if not records:
+        raise HTTPException(
+            404, f"the ledger holds no membership of customer {customer} in org {org}"
+        )
+    return LedgerJSONResponse(records)
+
+
+@router.get(
     "/memberships/{org}/{customer}/{program}/history",
     summary="Every recorded event of one membership (history --json)",
     response_model=None,
@@ -164,13 +190,21 @@ async def expiring(
     org: OptionalId = None,
     program: OptionalId = None,
     kind: Literal["membership", "tier", "scheduled"] | None = None,
-    start: Annotated[date | None, Query(alias="from")] = None,
-    end: Annotated[date | None, Query(alias="to")] = None,
+    start: Annotated[
+        str | None, Query(alias="from", max_length=40, description=f"{DAY}; default today (UTC)")
+    ] = None,
+    end: Annotated[
+        str | None, Query(alias="to", max_length=40, description=f"{DAY}; default no end")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     min_position: MinPosition = None,
 ) -> LedgerJSONResponse:
     service = _service(request)
+    first = day(start, "from") or datetime.now(UTC).date()
+    last = day(end, "to")
+    if last is not None and last < first:
+        raise HTTPException(422, f"to: {last} is before from {first}: nothing can match")
     after = decode_cursor(cursor) if cursor is not None else None
     await _fresh_enough(service, EXPIRY, min_position)
     rows = await run_in_threadpool(
@@ -178,8 +212,8 @@ async def expiring(
             org_id=org,
             partner_program_id=program,
             kind=kind,
-            start=start,
-            end=end,
+            start=first,
+            end=last,
             limit=limit,
             after=after,
         )

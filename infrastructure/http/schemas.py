@@ -40,6 +40,13 @@ class Problem(BaseModel):
     detail: str
 
 
+class ValidationProblem(BaseModel):
+    """A request with bad parameters: one sentence per offending field."""
+
+    detail: str = Field(description="every sentence below, joined")
+    errors: list[str] = Field(description="one sentence per field")
+
+
 class Membership(BaseModel):
     """One membership, as ``partner-ledger membership --json`` prints it."""
 

@@ -22,6 +22,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from types import FrameType
 from typing import Any
 
@@ -35,6 +36,8 @@ from infrastructure.settings import Settings
 from infrastructure.wiring import open_ledger
 from projections.queries import Queries
 from projections.runner import Projector
+
+HTTP_SOURCE = "HTTP delivery (POST /webhooks/capillary)"  # kept with each quarantined payload
 
 logger = logging.getLogger("partner_ledger.http")
 GRACE_SECONDS = 3.0  # uvicorn's graceful phase, after the drain period
@@ -86,7 +89,7 @@ async def running_service(
         ledger = stack.enter_context(open_ledger(settings))
         projector = Projector(ledger)
         writer = GroupCommitWriter(
-            ledger.receive,
+            partial(ledger.receive, sources=HTTP_SOURCE),
             max_group=config.max_group_size,
             max_pending=config.max_pending,
             max_pending_bytes=config.max_pending_bytes,

@@ -32,6 +32,10 @@ def as_json(done: subprocess.CompletedProcess[str]) -> Any:
     return json.loads(done.stdout)
 
 
+def as_lines(done: subprocess.CompletedProcess[str]) -> list[Any]:
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
 def test_verify_passes_then_names_an_edit_with_exit_status_3(db_url: str) -> None:
     run(db_url, "ingest", str(EXAMPLES))
     report = as_json(run(db_url, "verify", "--json"))
@@ -101,12 +105,12 @@ def test_forget_makes_identifiers_unreadable_and_verify_still_passes(db_url: str
     assert "Linked" in linked.name
     run(db_url, "ingest", str(linked))
     key = ["151197", "6809254", "45"]
-    (entry,) = as_json(run(db_url, "history", *key, "--json"))
+    (entry,) = as_lines(run(db_url, "history", *key, "--json"))
     assert entry["identifiers"]["mobile"] == "6590688093"
 
-    result = as_json(run(db_url, "forget", "151197", "6809254", "--json"))
+    result = as_json(run(db_url, "forget", "151197", "6809254", "--yes", "--json"))
     assert result["had_identifiers"] is True
-    (entry,) = as_json(run(db_url, "history", *key, "--json"))
+    (entry,) = as_lines(run(db_url, "history", *key, "--json"))
     assert entry["identifiers"] is None and entry["identifiers_forgotten"] is True
     assert as_json(run(db_url, "membership", *key, "--json"))["status"] == "LINKED"
     assert run(db_url, "verify").returncode == 0

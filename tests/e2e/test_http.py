@@ -358,6 +358,8 @@ def _cli(db_url: str, *args: str) -> Any:
         timeout=120,
         check=True,
     )
+    if args[0] == "history":  # JSON Lines; the HTTP API answers the same objects as an array
+        return [json.loads(line) for line in result.stdout.splitlines()]
     return json.loads(result.stdout)
 
 
