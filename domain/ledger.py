@@ -29,6 +29,7 @@ from eventsourcing.persistence import JSONTranscoder
 from eventsourcing.utils import Environment, EnvType
 
 from domain.batch import Clock, Pipeline, record_batch
+from domain.decode import parse_all
 from domain.encode import EventEncoder
 from domain.errors import (
     ConfigurationError,
@@ -49,7 +50,7 @@ from domain.library_settings import (
     check_library_settings,
 )
 from domain.membership import MembershipState, PartnerMembership, membership_id
-from domain.notifications import Notification, parse_notification
+from domain.notifications import Notification
 from domain.ports import LedgerStore
 from domain.rows import HeadRow, InboxRow, Outcome, QuarantineRow, Resolution, quarantine_id
 
@@ -286,22 +287,6 @@ class Ledger(Application[UUID]):
             self.repository.get(mid).state for mid in self.store.membership_ids()
         ]
         yield from sorted(states, key=lambda s: (s.org_id, s.customer_id, s.partner_program_id))
-
-
-def parse_all(payloads: Sequence[bytes]) -> list[Notification | InvalidNotificationError]:
-    """Each payload parsed, or the reason it cannot be recorded; fingerprints computed."""
-    results = [_parse(raw) for raw in payloads]
-    for result in results:
-        if isinstance(result, Notification):
-            result.fingerprint  # noqa: B018 - computed here, cached on the object
-    return results
-
-
-def _parse(raw: bytes) -> Notification | InvalidNotificationError:
-    try:
-        return parse_notification(raw)
-    except InvalidNotificationError as error:
-        return error
 
 
 def _micros(moment: datetime) -> int:

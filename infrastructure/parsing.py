@@ -23,7 +23,7 @@ from concurrent.futures.process import BrokenProcessPool
 from types import TracebackType
 
 from domain.errors import InvalidNotificationError, LedgerError
-from domain.ledger import parse_all
+from domain.decode import parse_all
 from domain.notifications import Notification
 
 Parsed = list[Notification | InvalidNotificationError]
