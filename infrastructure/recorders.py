@@ -424,6 +424,13 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
     def _insert_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
+        # Every statement of the write has a deadline, not only its locks (the library sets
+        # the lock timeout): three lock timeouts, so a lock wait fails first and says so.
+        curs.execute(
+            SQL("SET LOCAL statement_timeout = '{0}s'").format(
+                max(3 * int(self.datastore.lock_timeout), 1)
+            )
+        )
         self._write_keys(curs, kwargs.get("keys", ()))
         self._write_quarantine(curs, kwargs.get("quarantine", ()))
         self._write_resolutions(curs, kwargs.get("resolutions", ()))

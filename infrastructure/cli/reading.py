@@ -82,7 +82,7 @@ def _export_table(view: str, records: list[dict[str, Any]]) -> int:
             "tier",
             "tier expires",
             "membership expires",
-            "linked",
+            "linked (UTC)",
             "events",
         ),
         (
@@ -94,7 +94,7 @@ def _export_table(view: str, records: list[dict[str, Any]]) -> int:
                 r["tier_number"],
                 r["tier_expiry_date"],
                 r["membership_expiry_date"],
-                r["linked_at"],
+                _minutes(r["linked_at"]),
                 r["event_count"],
             ]
             for r in records
@@ -102,6 +102,12 @@ def _export_table(view: str, records: list[dict[str, Any]]) -> int:
     )
     print(f"{plural(len(records), 'membership')}")
     return 0
+
+
+def _minutes(moment: str | None) -> str | None:
+    """``2023-05-12T06:06:45.603Z`` as ``2023-05-12 06:06``: a table for people needs no more
+    (the JSON export keeps the milliseconds)."""
+    return None if moment is None else moment[:16].replace("T", " ")
 
 
 def membership(args: argparse.Namespace, ledger: Ledger) -> int:
@@ -146,7 +152,7 @@ def memberships(args: argparse.Namespace, ledger: Ledger) -> int:
                 r["tier_number"],
                 r["tier_expiry_date"],
                 r["membership_expiry_date"],
-                r["linked_at"],
+                _minutes(r["linked_at"]),
                 r["event_count"],
             ]
             for r in records
