@@ -312,7 +312,10 @@ def test_expiry_instants_are_shown_in_history_export_and_http(db_url: str, tmp_p
     assert row["membership_expiry_at"] == "2027-10-07T18:00:00.000Z"
     assert (row["tier_expiry_date"], row["membership_expiry_date"]) == ("2025-10-31", "2027-10-05")
     # History shows what the event carried, and the disagreement as an anomaly.
-    history = json.loads(ok(run("history", "7", "1", "70", "--json", db=db_url)))
+    history = [
+        json.loads(line)
+        for line in ok(run("history", "7", "1", "70", "--json", db=db_url)).splitlines()
+    ]
     assert history[1]["expiry_instants"] == {
         "membership_expiry_at": "2027-10-07T18:00:00.000Z",
         "tier_expiry_at": "2025-10-31T01:33:20.000Z",

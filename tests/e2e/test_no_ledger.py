@@ -36,10 +36,18 @@ def commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> l
         for a in parser._actions
         if not a.option_strings and a.nargs in (None, "+")
     ]
-    return [[*prefix, *required]]
+    options = [
+        part
+        for a in parser._actions
+        if a.option_strings and a.required
+        for part in (a.option_strings[0], "1")
+    ]
+    return [[*prefix, *required, *options]]
 
 
-READ_ONLY = [args for args in commands(build_parser()) if args[0] not in CREATING]
+# `completion` prints a shell script and never opens a ledger (tested below on its own).
+NO_LEDGER = {"completion"}
+READ_ONLY = [args for args in commands(build_parser()) if args[0] not in CREATING | NO_LEDGER]
 
 
 def run(db: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -106,3 +114,10 @@ def test_project_creates_the_ledger_that_read_only_commands_then_find(db_url: st
     verified = run(db_url, "verify")
     assert verified.returncode == 0, verified.stderr
     assert verified.stdout.startswith("verified: 0 events")
+
+
+def test_shell_completion_opens_no_ledger(tmp_path: Path) -> None:
+    typo = tmp_path / "typo.db"
+    result = run(f"sqlite:///{typo}", "completion", "bash")
+    assert result.returncode == 0 and "complete" in result.stdout
+    assert list(tmp_path.iterdir()) == []
