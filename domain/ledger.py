@@ -1,40 +1,36 @@
 """The Ledger application: every payload is recorded, a duplicate, or quarantined.
 
-A batch of payloads is handled in one transaction: quarantine rows, new membership events and
-their inbox rows commit together or not at all. Duplicate detection reads the inbox first and
-relies on its unique indexes at commit time; a concurrent writer that wins the race turns our
-commit into an ``IntegrityError``, and the whole batch is tried again from the top (optimistic
-concurrency), this time seeing the other writer's rows.
+A batch of payloads is handled in one transaction by the write pipeline (`domain.batch`):
+quarantine rows, new membership events, their inbox rows, heads and new customer keys commit
+together or not at all. Duplicate detection reads the inbox first and relies on its unique
+indexes at commit time; a concurrent writer that wins the race turns our commit into an
+``IntegrityError``, and the whole batch is tried again from the top (optimistic concurrency),
+this time seeing the other writer's rows. How often, and how long to wait between attempts, is
+the injected `Attempts` policy's business (`infrastructure.retrying`), not the domain's.
 
 When the store refuses a batch's data (`StoreRefusedError`: a data exception or a limit, which
 no retry can cure), the batch is split in halves, each recorded on its own, until the payload
 the store refuses is alone: that one is quarantined as ``STORE_REFUSED`` and the others commit.
+
+The aggregate (`PartnerMembership`) stays the reference model of the rules: reading folds its
+events; the pipeline folds plain values the same way (a property test holds them equal).
 """
 
 from __future__ import annotations
 
-import hashlib
-import random
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from typing import Any, Final, Literal, Protocol, cast
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, Final, Protocol, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import (
-    IntegrityError,
-    InterfaceError,
-    JSONTranscoder,
-    OperationalError,
-    StoredEvent,
-    Transcoding,
-)
-from eventsourcing.utils import Environment, EnvType, strtobool
+from eventsourcing.persistence import JSONTranscoder
+from eventsourcing.utils import Environment, EnvType
 
-from domain.audit import AuditStore
+from domain.batch import Clock, Pipeline, record_batch
+from domain.decode import parse_all
+from domain.encode import EventEncoder
 from domain.errors import (
     ConfigurationError,
     InvalidNotificationError,
@@ -44,179 +40,56 @@ from domain.errors import (
     StorageUnavailableError,
     StoreRefusedError,
 )
-from domain.heads import decode_head, encode_head
-from domain.integrity import GENESIS
+from domain.export import EXPORT_FIELDS, iso, jsonable, membership_record
+from domain.library_settings import (
+    APPLICATION_NAME,
+    PERSISTENCE_MODULES,
+    UNSUPPORTED_FLAGS,
+    UNSUPPORTED_SETTINGS,
+    DateAsISO,
+    check_library_settings,
+)
 from domain.membership import MembershipState, PartnerMembership, membership_id
-from domain.notifications import Notification, parse_notification
+from domain.notifications import Notification
+from domain.ports import LedgerStore
+from domain.rows import HeadRow, InboxRow, Outcome, QuarantineRow, Resolution, quarantine_id
 
-MAX_ATTEMPTS = 20
-TRUST_HEADS_ATTEMPTS = 5
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What became of one payload."""
-
-    status: Literal["recorded", "duplicate", "quarantined"]
-    position: int | None = None
-    reason: str | None = None
-    detail: str | None = None
-    quarantine_id: str | None = None
-
-
-@dataclass(frozen=True)
-class InboxRow:
-    """One recorded notification; ``previous_hash`` is the membership's chain head before
-    this batch (the recorder chains several events of one batch itself)."""
-
-    membership_id: UUID
-    version: int
-    org_id: int
-    customer_id: int
-    partner_program_id: int
-    previous_hash: str
-    fingerprint: str
-    event_id: str | None
-    occurred_at_ms: int
-    recorded_at_us: int
-
-
-@dataclass(frozen=True)
-class HeadRow:
-    """A membership's head after this batch (see `domain.membership.Head`), encoded; the
-    recorder adds the chain hash of its latest event."""
-
-    membership_id: UUID
-    version: int
-    head: str
-
-
-@dataclass(frozen=True)
-class QuarantineRow:
-    id: str
-    raw: bytes
-    reason: str
-    detail: str
-    received_at_us: int
-    is_receipt: bool = True
-
-
-@dataclass(frozen=True)
-class Resolution:
-    id: str
-    resolution: Literal["recorded", "duplicate"]
-    resolved_at_us: int
-
-
-class LedgerStore(AuditStore, Protocol):
-    """What the ledger needs from its recorder beyond the library's event storage."""
-
-    def find_recorded(
-        self, event_ids: Sequence[str], fingerprints: Sequence[str]
-    ) -> tuple[dict[str, str], set[str]]: ...
-
-    def select_streams(
-        self, membership_ids: Sequence[UUID], *, up_to: int | None = None
-    ) -> dict[UUID, list[tuple[int, StoredEvent]]]: ...
-
-    def chain_heads(self, heads: Sequence[tuple[UUID, int]]) -> dict[UUID, str]: ...
-
-    def select_heads(self, membership_ids: Sequence[UUID]) -> dict[UUID, tuple[int, str, str]]: ...
-
-    def writing(self) -> AbstractContextManager[None]: ...
-
-    def seal(self, items: Sequence[tuple[int, int, dict[str, str]]]) -> list[str | None]: ...
-
-    def unseal(self, org: int, customer: int, sealed: str | None) -> dict[str, str] | None: ...
-
-    def forget(self, org: int, customer: int) -> bool: ...
-
-    def positions(self, membership_id: UUID) -> dict[int, int]: ...
-
-    def membership_ids(self) -> list[UUID]: ...
-
-    def membership_keys(
-        self,
-        *,
-        org_id: int | None = None,
-        partner_program_id: int | None = None,
-        recorded_from_us: int | None = None,
-        recorded_to_us: int | None = None,
-        occurred_to_ms: int | None = None,
-    ) -> list[UUID]: ...
-
-    def quarantined(self, *, include_resolved: bool = False) -> list[dict[str, Any]]: ...
-
-    def quarantine_entry(self, id_prefix: str) -> list[dict[str, Any]]: ...
-
-    def drop_quarantined(self, ids: Sequence[str], *, why: str, at_us: int) -> list[str]: ...
-
-    def keep_sources(self, sources: dict[str, str]) -> None: ...
-
-    def quarantine_payloads(self, ids: Sequence[str]) -> dict[str, bytes]: ...
-
-    def counts(self) -> dict[str, int]: ...
-
-
-class DateAsISO(Transcoding):
-    type = date
-    name = "date_iso"
-
-    def encode(self, obj: date) -> str:
-        return obj.isoformat()
-
-    def decode(self, data: str) -> date:
-        return date.fromisoformat(data)
+T = TypeVar("T")
+# After this many conflicts, stop trusting heads: only a head behind its events (appended by
+# a release that kept no heads) keeps conflicting; whole histories are read instead.
+TRUST_HEADS_ATTEMPTS: Final = 5
 
 
 class ConcurrencyError(LedgerError):
     """A batch kept losing races with other writers; nothing of it was written."""
 
 
-def quarantine_id(raw: bytes) -> str:
-    """Quarantine entries are addressed by content: the same bytes are one entry."""
-    return hashlib.sha256(raw).hexdigest()[:16]
+class Attempts(Protocol):
+    """Runs ``attempt(n)`` for n = 0, 1, ... while it loses races to other writers (the
+    library's ``IntegrityError``); counts those conflicts."""
 
+    conflicts: int
 
-def now_us() -> int:
-    return time.time_ns() // 1000
-
-
-# What the ledger's recorders support of the library's settings: the two stores, each with
-# our own recorder, and events stored as plain JSON (the recorders hash, chain and read the
-# stored bytes themselves, and write their rows beside the library's own insert).
-PERSISTENCE_MODULES: Final = {
-    "eventsourcing.sqlite": "infrastructure.recorders:SQLiteLedgerRecorder",
-    "eventsourcing.postgres": "infrastructure.recorders:PostgresLedgerRecorder",
-}
-UNSUPPORTED_SETTINGS: Final = {
-    "COMPRESSOR_TOPIC": "compressed events",
-    "CIPHER_TOPIC": "encrypted events (identifiers are sealed per customer instead)",
-    "CIPHER_KEY": "encrypted events (identifiers are sealed per customer instead)",
-    "TRANSCODER_TOPIC": "another transcoder",
-    "MAPPER_TOPIC": "another mapper",
-    "POSTGRES_SCHEMA": "another PostgreSQL schema",
-    "POSTGRES_GET_PASSWORD_TOPIC": "a password function",
-    "TRACKING_RECORDER_TOPIC": "a tracking recorder",
-    "PROCESS_RECORDER_TOPIC": "a process recorder",
-    "INFRASTRUCTURE_FACTORY": "another persistence module",
-    "FACTORY_TOPIC": "another persistence module",
-}
-UNSUPPORTED_FLAGS: Final = {
-    "POSTGRES_ENABLE_DB_FUNCTIONS": "PostgreSQL functions for the insert (they bypass the "
-    "inbox, heads and quarantine)",
-    "IS_SNAPSHOTTING_ENABLED": "snapshots",
-}
+    def __call__(self, attempt: Callable[[int], T]) -> T: ...
 
 
 class Ledger(Application[UUID]):
-    """The partner-membership ledger."""
+    """The partner-membership ledger. ``clock`` and ``attempts`` come from the edge
+    (`infrastructure.wiring.open_ledger`): the domain keeps no clock and no back-off."""
 
-    name = "PartnerLedger"
+    name = APPLICATION_NAME
 
-    def __init__(self, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        clock: Clock | None = None,
+        attempts: Attempts | None = None,
+    ) -> None:
         super().__init__(env)
-        self.conflicts = 0
+        self._clock = clock
+        self._attempts = attempts
+        self.encoder = EventEncoder(self.mapper)
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         """The library's settings from ``env`` alone. The library's own version merges the
@@ -235,6 +108,17 @@ class Ledger(Application[UUID]):
     def store(self) -> LedgerStore:
         return self.recorder  # type: ignore[return-value]
 
+    @property
+    def conflicts(self) -> int:
+        """Batches tried again after losing a race to another writer."""
+        return self._attempts.conflicts if self._attempts is not None else 0
+
+    @property
+    def clock(self) -> Clock:
+        if self._clock is None:
+            raise ConfigurationError("this ledger was opened without a clock: it cannot record")
+        return self._clock
+
     # --- writing -------------------------------------------------------------------------
 
     def receive(
@@ -248,7 +132,7 @@ class Ledger(Application[UUID]):
         """Record a batch of raw payloads atomically; one outcome per payload, in order.
         ``parsed``: the payloads already parsed by `parse_all` (e.g. in another process).
         ``sources``: where each payload came from (or one for all), kept with quarantine rows."""
-        received = received_at_us if received_at_us is not None else now_us()
+        received = received_at_us if received_at_us is not None else _micros(self.clock())
         if parsed is None:
             parsed = parse_all(payloads)
         elif len(parsed) != len(payloads):
@@ -257,7 +141,7 @@ class Ledger(Application[UUID]):
             sources = [sources] * len(payloads)
         elif len(sources) != len(payloads):
             raise ValueError("one source per payload")
-        outcomes = self._record_with_retry(payloads, parsed, received, resolving=None)
+        outcomes = self._record_locked(payloads, parsed, received, resolving=None)
         # Where each quarantined payload came from, noted once the batch has committed (the
         # entry and its bytes are in that commit; a crash before this leaves the source unknown).
         found = {
@@ -269,7 +153,7 @@ class Ledger(Application[UUID]):
             self.store.keep_sources(found)
         return outcomes
 
-    def _record_with_retry(
+    def _record_locked(
         self,
         payloads: Sequence[bytes],
         parsed: Sequence[Notification | InvalidNotificationError],
@@ -321,184 +205,21 @@ class Ledger(Application[UUID]):
         received_at_us: int,
         resolving: Sequence[str] | None,
     ) -> list[Outcome]:
-        """The batch in one transaction, tried again while it loses races to other writers."""
-        for attempt in range(MAX_ATTEMPTS):
-            try:
-                # Conflicts are other writers committing the same notifications or
-                # appending to the same memberships first: the next attempt sees their rows
-                # and heads. Only a head behind its events (appended by a release that kept
-                # no heads) keeps conflicting; after a few attempts, read whole histories.
-                return self._record_batch(
-                    payloads,
-                    parsed,
-                    received_at_us,
-                    resolving,
-                    use_heads=attempt < TRUST_HEADS_ATTEMPTS,
-                )
-            except IntegrityError:
-                self.conflicts += 1
-                # Jittered backoff, so that writers racing on the same rows fall out of step.
-                time.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))
-            except (OperationalError, InterfaceError) as error:
-                raise StorageUnavailableError(f"the event store is unavailable: {error}") from None
-        raise ConcurrencyError(f"gave up after {MAX_ATTEMPTS} concurrent-write conflicts")
-
-    def _record_batch(
-        self,
-        payloads: Sequence[bytes],
-        parsed: Sequence[Notification | InvalidNotificationError],
-        received_at_us: int,
-        resolving: Sequence[str] | None,
-        *,
-        use_heads: bool,
-    ) -> list[Outcome]:
-        valid = [item for item in parsed if isinstance(item, Notification)]
-        known_ids, known_fingerprints = self.store.find_recorded(
-            [n.event_id for n in valid if n.event_id], [n.fingerprint for n in valid]
-        )
-        decisions = [
-            self._classify(item, known_ids, known_fingerprints)
-            if isinstance(item, Notification)
-            else item
-            for item in parsed
-        ]
-        accepted = [item for item in decisions if isinstance(item, Notification)]
-        memberships, hashes = self._load_all(accepted, use_heads=use_heads)
-        sealed = dict(
-            zip(
-                map(id, accepted),
-                self.store.seal(
-                    [
-                        (n.org_id, n.customer_id, n.identifiers.model_dump(exclude_none=True))
-                        for n in accepted
-                    ]
-                ),
-                strict=True,
+        """The batch in one transaction, tried again while it loses races to other writers
+        (the next attempt sees their rows and heads)."""
+        if self._attempts is None:
+            raise ConfigurationError("this ledger was opened without a retry policy")
+        pipeline = Pipeline(self.store, self.mapper.to_domain_event, self.encoder, self.clock)
+        return self._attempts(
+            lambda attempt: record_batch(
+                pipeline,
+                payloads,
+                parsed,
+                received_at_us,
+                resolving,
+                use_heads=attempt < TRUST_HEADS_ATTEMPTS,
             )
         )
-        outcomes: list[Outcome] = []
-        pending: list[tuple[PartnerMembership, int]] = []
-        quarantine: list[QuarantineRow] = []
-        for raw, item in zip(payloads, decisions, strict=True):
-            if isinstance(item, InvalidNotificationError):
-                row = QuarantineRow(
-                    quarantine_id(raw),
-                    raw,
-                    item.reason,
-                    item.detail,
-                    received_at_us,
-                    is_receipt=resolving is None,
-                )
-                quarantine.append(row)
-                outcomes.append(
-                    Outcome(
-                        "quarantined", reason=item.reason, detail=item.detail, quarantine_id=row.id
-                    )
-                )
-            elif item is None:
-                outcomes.append(Outcome("duplicate"))
-            else:
-                membership = memberships[membership_id(*item.key)]
-                membership.record(item, sealed_identifiers=sealed[id(item)])
-                pending.append((membership, membership.version))
-                outcomes.append(Outcome("recorded"))
-        changed = [m for m in memberships.values() if m.pending_count]
-        hashes |= self.store.chain_heads(
-            [(m.id, m.version - m.pending_count) for m in changed if m.id not in hashes]
-        )
-        inbox = [
-            _inbox_row(membership, version, hashes.get(membership.id, GENESIS))
-            for membership, version in pending
-        ]
-        heads = [HeadRow(m.id, m.version, encode_head(m.head)) for m in changed]
-        resolutions = [
-            Resolution(qid, outcome.status, received_at_us)
-            for qid, outcome in zip(resolving or (), outcomes, strict=False)
-            if outcome.status != "quarantined"
-        ]
-        recordings = self.save(
-            *memberships.values(),
-            inbox=inbox,
-            heads=heads,
-            quarantine=quarantine,
-            resolutions=resolutions,
-        )
-        positions = {
-            (r.notification.originator_id, r.notification.originator_version): r.notification.id
-            for r in recordings
-        }
-        recorded = iter(pending)
-        return [
-            Outcome("recorded", position=positions.get(_version_key(*next(recorded))))
-            if outcome.status == "recorded"
-            else outcome
-            for outcome in outcomes
-        ]
-
-    def _classify(
-        self, notification: Notification, known_ids: dict[str, str], known_fingerprints: set[str]
-    ) -> Notification | InvalidNotificationError | None:
-        """The notification to record, a collision to quarantine, or None for a duplicate.
-        Updates the known sets so later payloads of the same batch see this one."""
-        fingerprint = notification.fingerprint
-        event_id = notification.event_id
-        if event_id is not None and event_id in known_ids:
-            if known_ids[event_id] == fingerprint:
-                return None
-            return InvalidNotificationError(
-                Reason.ID_COLLISION,
-                f"eventId {event_id!r} was already recorded with different business content "
-                f"(fingerprint {known_ids[event_id][:12]}, this one {fingerprint[:12]})",
-            )
-        if fingerprint in known_fingerprints:
-            return None
-        known_fingerprints.add(fingerprint)
-        if event_id is not None:
-            known_ids[event_id] = fingerprint
-        return notification
-
-    def _load_all(
-        self, notifications: Sequence[Notification], *, use_heads: bool
-    ) -> tuple[dict[UUID, PartnerMembership], dict[UUID, str]]:
-        """The memberships these notifications are recorded against, with the chain hash of
-        those picked up from their heads. A membership whose notifications here all occurred
-        no earlier than its head's latest (and in order) is picked up from its head; any
-        other is loaded and folded from its events; one never seen before is new."""
-        keys: dict[UUID, tuple[int, int, int]] = {}
-        first: dict[UUID, datetime] = {}
-        latest: dict[UUID, datetime] = {}
-        in_order: dict[UUID, bool] = {}
-        for notification in notifications:
-            aggregate_id = membership_id(*notification.key)
-            at = notification.occurred_at
-            keys[aggregate_id] = notification.key
-            first.setdefault(aggregate_id, at)
-            in_order[aggregate_id] = in_order.get(aggregate_id, True) and at >= latest.get(
-                aggregate_id, at
-            )
-            latest[aggregate_id] = max(latest.get(aggregate_id, at), at)
-        memberships: dict[UUID, PartnerMembership] = {}
-        hashes: dict[UUID, str] = {}
-        stored_heads = self.store.select_heads(list(keys)) if use_heads else {}
-        for aggregate_id, (version, text, chain_hash) in stored_heads.items():
-            head = decode_head(aggregate_id, version, text)
-            if (
-                head is not None
-                and in_order[aggregate_id]
-                and first[aggregate_id] >= head.latest_occurrence
-            ):
-                memberships[aggregate_id] = PartnerMembership.resume(head)
-                hashes[aggregate_id] = chain_hash
-        streams = self.store.select_streams([k for k in keys if k not in memberships])
-        for aggregate_id, key in keys.items():
-            if aggregate_id in memberships:
-                continue
-            membership: PartnerMembership | None = None
-            for _, stored in streams.get(aggregate_id, ()):
-                event = cast(PartnerMembership.Event, self.mapper.to_domain_event(stored))
-                membership = event.mutate(membership)
-            memberships[aggregate_id] = membership or PartnerMembership.new(*key)
-        return memberships, hashes
 
     # --- personal data -------------------------------------------------------------------
 
@@ -522,10 +243,10 @@ class Ledger(Application[UUID]):
         if not rows:
             return []
         payloads = [row["raw"] for row in rows]
-        outcomes = self._record_with_retry(
+        outcomes = self._record_locked(
             payloads,
             parse_all(payloads),
-            now_us(),
+            _micros(self.clock()),
             resolving=[row["id"] for row in rows],
         )
         return [(row["id"], outcome) for row, outcome in zip(rows, outcomes, strict=True)]
@@ -537,7 +258,7 @@ class Ledger(Application[UUID]):
             raise LedgerError("say why the entries are dropped (--why TEXT)")
         ids = [self.quarantine_entry(prefix)["id"] for prefix in id_prefixes]
         return self.store.drop_quarantined(
-            list(dict.fromkeys(ids)), why=why.strip(), at_us=now_us()
+            list(dict.fromkeys(ids)), why=why.strip(), at_us=_micros(self.clock())
         )
 
     def quarantine_entry(self, id_prefix: str) -> dict[str, Any]:
@@ -568,110 +289,36 @@ class Ledger(Application[UUID]):
         yield from sorted(states, key=lambda s: (s.org_id, s.customer_id, s.partner_program_id))
 
 
-def check_library_settings(env: dict[str, str]) -> None:
-    """Refuse, with one sentence, library settings the ledger's recorders do not support."""
-    module = env.get("PERSISTENCE_MODULE", "")
-    if module not in PERSISTENCE_MODULES:
-        raise ConfigurationError(
-            f"the ledger cannot use the persistence module {module or '(none)'!r}: "
-            "it stores events in SQLite or PostgreSQL only"
-        )
-    recorder = env.get("APPLICATION_RECORDER_TOPIC")
-    if recorder != PERSISTENCE_MODULES[module]:
-        raise ConfigurationError(
-            f"the ledger cannot use the application recorder {recorder!r}: "
-            f"{module} needs {PERSISTENCE_MODULES[module]}"
-        )
-    for key, value in sorted(env.items()):
-        what = UNSUPPORTED_SETTINGS.get(key)
-        if what is None and key in UNSUPPORTED_FLAGS and _true(value):
-            what = UNSUPPORTED_FLAGS[key]
-        if what is None and key.startswith(f"{Ledger.name.upper()}_"):
-            what = "settings named after the application"
-        if what is not None and value != "":
-            raise ConfigurationError(f"the ledger does not support {what} (library setting {key})")
+def _micros(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
 
 
-def _true(value: str) -> bool:
-    try:
-        return bool(strtobool(value))
-    except ValueError:
-        return True  # neither true nor false: not a value the ledger can vouch for
+def now_us() -> int:
+    """The time now in microseconds; kept here for the tests that build rows by hand (the
+    ledger itself reads its injected clock)."""
+    return time.time_ns() // 1000
 
 
-def parse_all(payloads: Sequence[bytes]) -> list[Notification | InvalidNotificationError]:
-    """Each payload parsed, or the reason it cannot be recorded; fingerprints computed."""
-    results = [_parse(raw) for raw in payloads]
-    for result in results:
-        if isinstance(result, Notification):
-            result.fingerprint  # noqa: B018 - computed here, cached on the object
-    return results
-
-
-def _parse(raw: bytes) -> Notification | InvalidNotificationError:
-    try:
-        return parse_notification(raw)
-    except InvalidNotificationError as error:
-        return error
-
-
-def _inbox_row(membership: PartnerMembership, version: int, previous_hash: str) -> InboxRow:
-    event = membership.event(version)
-    return InboxRow(
-        membership_id=membership.id,
-        version=version,
-        org_id=event.org_id,
-        customer_id=event.customer_id,
-        partner_program_id=event.partner_program_id,
-        previous_hash=previous_hash,
-        fingerprint=event.fingerprint,
-        event_id=event.source.get("event_id"),
-        occurred_at_ms=int(event.occurred_at.timestamp() * 1000),
-        recorded_at_us=int(event.timestamp.timestamp() * 1_000_000),
-    )
-
-
-def _version_key(membership: PartnerMembership, version: int) -> tuple[UUID, int]:
-    return (membership.id, version)
-
-
-EXPORT_FIELDS = (
-    "org_id",
-    "customer_id",
-    "partner_program_id",
-    "loyalty_program_id",
-    "partner_program_name",
-    "partner_program_type",
-    "status",
-    "link_inferred",
-    "linked_at",
-    "delinked_at",
-    "tier_number",
-    "tier_expiry_date",
-    "tier_expiry_at",
-    "membership_number",
-    "membership_expiry_date",
-    "membership_expiry_at",
-    "scheduled_expiry_date",
-    "last_update_type",
-    "last_reminder_at",
-    "event_count",
-)
-
-
-def iso(moment: datetime) -> str:
-    """ISO-8601 UTC with milliseconds and a Z."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return iso(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
-
-
-def membership_record(state: MembershipState) -> dict[str, Any]:
-    """A membership as exported: exactly the export keys, JSON-ready."""
-    return {name: jsonable(getattr(state, name)) for name in EXPORT_FIELDS}
+__all__ = [
+    "EXPORT_FIELDS",
+    "PERSISTENCE_MODULES",
+    "UNSUPPORTED_FLAGS",
+    "UNSUPPORTED_SETTINGS",
+    "Attempts",
+    "ConcurrencyError",
+    "DateAsISO",
+    "HeadRow",
+    "InboxRow",
+    "Ledger",
+    "LedgerStore",
+    "Outcome",
+    "QuarantineRow",
+    "Resolution",
+    "check_library_settings",
+    "iso",
+    "jsonable",
+    "membership_record",
+    "now_us",
+    "parse_all",
+    "quarantine_id",
+]

@@ -273,8 +273,8 @@ class PartnerMembership(Aggregate):
         # Learn which anomalies the event brings, so that they are recorded on the event
         # itself: what the ledger saw when the event arrived.
         if self.sorts_last(notification.occurred_at):
-            fact = _Fact(kind=event_class.kind, **fields)
-            found = _effect(self._current(notification.key), fact)[1]
+            fact = Fact(kind=event_class.kind, **fields)
+            found = effect(self._current(notification.key), fact)[1]
         else:
             if self._resumed_at:
                 raise LookupError("an out-of-order event needs the membership's whole history")
@@ -353,6 +353,17 @@ class PartnerMembership(Aggregate):
         return {event.fingerprint for event in self.recorded}
 
 
+def event_fields(notification: Notification) -> dict[str, Any]:
+    """The recorded event's fields for ``notification`` (all but the recording time, the
+    anomalies and the sealed identifiers), its kind's own field included."""
+    fields = _event_fields(notification)
+    if notification.kind is Kind.UPDATED:
+        fields["update_type"] = notification.update_type
+    elif notification.kind is Kind.REMINDED:
+        fields["scheduled_expiry_date"] = notification.scheduled_expiry_date
+    return fields
+
+
 def _event_fields(notification: Notification) -> dict[str, Any]:
     return {
         "org_id": notification.org_id,
@@ -390,10 +401,14 @@ def occurrence_order(events: Iterable[PartnerMembership.Recorded]) -> list[Any]:
 
 
 def fold(
-    key: tuple[int, int, int], events: Sequence[PartnerMembership.Recorded]
+    key: tuple[int, int, int],
+    events: Sequence[PartnerMembership.Recorded],
+    *,
+    start: MembershipState | None = None,
 ) -> tuple[MembershipState, list[Step]]:
-    """Fold events in occurrence order into a state, keeping each event's step."""
-    state = MembershipState(*key)
+    """Fold events in occurrence order into a state, keeping each event's step. ``start``:
+    the state after earlier events, all of which sort before these (default: none)."""
+    state = MembershipState(*key) if start is None else start
     steps: list[Step] = []
     for event in occurrence_order(events):
         step = advance(state, event)
@@ -408,18 +423,19 @@ def fold_state(
     """The state alone, without each event's step: what the views need."""
     state = MembershipState(*key)
     for event in occurrence_order(events):
-        state = _effect(state, event)[0]
+        state = effect(state, event)[0]
     return state
 
 
 def advance(state: MembershipState, event: PartnerMembership.Recorded) -> Step:
     """One step of the fold: ``event`` applied to ``state``."""
-    after, anomalies, applied = _effect(state, event)
+    after, anomalies, applied = effect(state, event)
     return Step(event, state, after, tuple(anomalies), applied)
 
 
-class _Fact(NamedTuple):
-    """An event's fields before the event exists: enough to learn its anomalies."""
+class Fact(NamedTuple):
+    """An event's fields before (or instead of) the event object: what the fold reads. The
+    write pipeline folds these plain values; the aggregate folds its events the same way."""
 
     kind: Kind
     occurred_at: datetime
@@ -437,75 +453,79 @@ class _Fact(NamedTuple):
     source: dict[str, str | None] | None = None
     identifiers: str | None = None
     expiry_instants: dict[str, datetime | None] | None = None
+    originator_version: int = 0  # where it sorts among recorded events of equal occurrence
 
 
-def _effect(state: MembershipState, event: Any) -> tuple[MembershipState, list[str], bool]:
-    """``event`` (a recorded event or a `_Fact`) applied to ``state``: the new state, the
-    anomalies, whether it applied."""
-    after, anomalies, applied = _apply(state, event)
-    count = state.event_count + 1
+def effect(state: MembershipState, event: Any) -> tuple[MembershipState, list[str], bool]:
+    """``event`` (a recorded event or a `Fact`) applied to ``state``: the new state, the
+    anomalies, whether it applied. One copy of the state per event: the changes are gathered
+    first, then applied together."""
+    changes, anomalies, applied = _changes(state, event)
     if applied:
-        return _with_program(after, event, anomalies, event_count=count), anomalies, applied
-    return after._replace(event_count=count), anomalies, applied
+        _program_changes(state, event, anomalies, changes)
+    changes["event_count"] = state.event_count + 1
+    return state._replace(**changes), anomalies, applied
 
 
 _RESET: Final[dict[str, Any]] = dict.fromkeys(PERIOD_FIELDS)
 
 
-def _open_period(
-    state: MembershipState, *, linked_at: datetime | None, **fields: Any
-) -> MembershipState:
-    """A new period (period fields reset), with ``fields`` set in it."""
-    return state._replace(
-        status=Status.LINKED,
-        linked_at=linked_at,
-        link_inferred=linked_at is None,
-        delinked_at=None,
-        **(_RESET | fields),
-    )
+def _opened(*, linked_at: datetime | None) -> dict[str, Any]:
+    """The changes that open a new period (period fields reset)."""
+    return {
+        "status": Status.LINKED,
+        "linked_at": linked_at,
+        "link_inferred": linked_at is None,
+        "delinked_at": None,
+        **_RESET,
+    }
 
 
-def _apply(state: MembershipState, event: Any) -> tuple[MembershipState, list[str], bool]:
-    """One event's effect: the new state, the anomalies it shows, whether it applied."""
+def _changes(state: MembershipState, event: Any) -> tuple[dict[str, Any], list[str], bool]:
+    """One event's effect: the fields it changes, the anomalies it shows, whether it applied."""
     anomalies: list[str] = []
     at = event.occurred_at
     if event.kind is Kind.LINKED:
         if state.status is Status.LINKED:
             anomalies.append("LINK_WHILE_LINKED")
-        opened = _open_period(state, linked_at=at, **event.details, **_instant_changes(event))
-        return opened, anomalies, True
+        return _opened(linked_at=at) | event.details | _instant_changes(event), anomalies, True
 
     if event.kind is Kind.DELINKED:
         if state.status is Status.DELINKED:
             anomalies.append("DOUBLE_DELINK")
-            return state, anomalies, False
+            return {}, anomalies, False
         if state.status is None:
             anomalies.append("DELINK_WITHOUT_LINK")
-        return state._replace(status=Status.DELINKED, delinked_at=at), anomalies, True
+        return {"status": Status.DELINKED, "delinked_at": at}, anomalies, True
 
+    changes: dict[str, Any] = {}
     if event.kind is Kind.REMINDED:
         if state.status is Status.DELINKED:
             anomalies.append("REMINDER_AFTER_DELINK")
-            return state, anomalies, False
+            return {}, anomalies, False
+        expiry_before = state.membership_expiry_date
         if state.status is None:
             anomalies.append("REMINDER_WITHOUT_LINK")
-            state = _open_period(state, linked_at=None)
+            changes = _opened(linked_at=None)
+            expiry_before = None
         expiry = event.scheduled_expiry_date
-        if state.membership_expiry_date is not None and state.membership_expiry_date != expiry:
+        if expiry_before is not None and expiry_before != expiry:
             anomalies.append("EXPIRY_MISMATCH")
         if state.partner_program_type == "EXTERNAL":
             anomalies.append("REMINDER_FOR_EXTERNAL")
-        reminded = state._replace(scheduled_expiry_date=expiry, last_reminder_at=at)
-        return reminded, anomalies, True
+        changes |= {"scheduled_expiry_date": expiry, "last_reminder_at": at}
+        return changes, anomalies, True
 
+    tier_before = state.tier_number
     if state.status is not Status.LINKED:
         anomalies.append("UPDATE_AFTER_DELINK" if state.status else "UPDATE_WITHOUT_LINK")
-        state = _open_period(state, linked_at=None)
-    anomalies.extend(_tier_direction(state.tier_number, event))
-    changes = event.details | _instant_changes(event)
+        changes = _opened(linked_at=None)
+        tier_before = None
+    anomalies.extend(_tier_direction(tier_before, event))
+    changes |= event.details | _instant_changes(event)
     if event.update_type is not None:
-        changes = changes | {"last_update_type": event.update_type}
-    return state._replace(**changes), anomalies, True
+        changes["last_update_type"] = event.update_type
+    return changes, anomalies, True
 
 
 _INSTANTS: Final = (
@@ -537,12 +557,12 @@ def _tier_direction(before: int | None, event: Any) -> list[str]:
     return ["TIER_AGAINST_UPDATE_TYPE"] if against else []
 
 
-def _with_program(
-    state: MembershipState, event: Any, anomalies: list[str], **fields: Any
-) -> MembershipState:
-    """Program fields take the value of the latest applied event that carries them (and
-    ``fields`` are set too, in the same copy)."""
-    changes: dict[str, Any] = {"loyalty_program_id": event.loyalty_program_id, **fields}
+def _program_changes(
+    state: MembershipState, event: Any, anomalies: list[str], changes: dict[str, Any]
+) -> None:
+    """Program fields take the value of the latest applied event that carries them (no
+    event changes them otherwise, so ``state`` holds their values before this one)."""
+    changes["loyalty_program_id"] = event.loyalty_program_id
     if state.loyalty_program_id not in (None, event.loyalty_program_id):
         anomalies.append("LOYALTY_PROGRAM_CHANGED")
     if event.partner_program_name is not None:
@@ -551,7 +571,6 @@ def _with_program(
         if state.partner_program_type not in (None, event.partner_program_type):
             anomalies.append("PROGRAM_TYPE_CHANGED")
         changes["partner_program_type"] = event.partner_program_type
-    return state._replace(**changes)
 
 
 def is_late(event: PartnerMembership.Recorded, recorded: Sequence[Any]) -> bool:
@@ -564,10 +583,13 @@ def is_late(event: PartnerMembership.Recorded, recorded: Sequence[Any]) -> bool:
 
 
 __all__ = [
+    "Fact",
     "MembershipState",
     "PartnerMembership",
     "Status",
     "Step",
+    "effect",
+    "event_fields",
     "fold",
     "fold_state",
     "is_late",

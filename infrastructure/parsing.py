@@ -22,8 +22,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from types import TracebackType
 
+from domain.decode import parse_all
 from domain.errors import InvalidNotificationError, LedgerError
-from domain.ledger import parse_all
 from domain.notifications import Notification
 
 Parsed = list[Notification | InvalidNotificationError]

@@ -20,6 +20,8 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from domain.rows import CustomerKeyRow, Sealed
+
 Customer = tuple[int, int]
 PREFIX = "v1."
 
@@ -30,17 +32,30 @@ class IdentifierVault:
     def __init__(self, tables: Any) -> None:
         self.tables = tables
 
-    def seal(self, items: Sequence[tuple[int, int, dict[str, str]]]) -> list[str | None]:
-        """Sealed identifiers for each (org, customer, identifiers); None when there is
-        nothing to seal or the customer was forgotten."""
+    def seal(self, items: Sequence[tuple[int, int, dict[str, str]]]) -> Sealed:
+        """Sealed identifiers for each (org, customer, identifiers), None when there is
+        nothing to seal or the customer was forgotten; with the keys made for customers seen
+        for the first time, which the caller writes in the same transaction as the events
+        (`CustomerKeyRow`: a concurrent writer's key for the same customer makes that
+        transaction a conflict, tried again with the key that won)."""
         wanted = {(org, customer) for org, customer, identifiers in items if identifiers}
-        keys = self._keys(wanted)
-        return [
-            _encrypt(keys[(org, customer)], org, customer, identifiers)
-            if identifiers and keys.get((org, customer)) is not None
-            else None
-            for org, customer, identifiers in items
+        keys = self._read_keys(sorted(wanted))
+        now = time.time_ns() // 1000
+        new_keys = [
+            CustomerKeyRow(org, customer, AESGCM.generate_key(bit_length=256), now)
+            for org, customer in sorted(wanted - keys.keys())
         ]
+        keys |= {(row.org_id, row.customer_id): row.key for row in new_keys}
+        ciphers = {customer: AESGCM(key) for customer, key in keys.items() if key is not None}
+        return Sealed(
+            [
+                _encrypt(ciphers[(org, customer)], org, customer, identifiers)
+                if identifiers and (org, customer) in ciphers
+                else None
+                for org, customer, identifiers in items
+            ],
+            new_keys,
+        )
 
     def unseal(self, org: int, customer: int, sealed: str | None) -> dict[str, str] | None:
         """The identifiers, or None when the customer was forgotten (or none were sent)."""
@@ -75,28 +90,6 @@ class IdentifierVault:
             )
         return existed
 
-    def _keys(self, customers: set[Customer]) -> dict[Customer, bytes | None]:
-        """Each customer's key (None once forgotten), creating the missing ones."""
-        ordered = sorted(customers)
-        keys = self._read_keys(ordered)
-        missing = [pair for pair in ordered if pair not in keys]
-        if not missing:
-            return keys
-        now = time.time_ns() // 1000
-        with self.tables.datastore.transaction(commit=True) as cursor:
-            cursor.executemany(
-                self.tables.sql(
-                    "INSERT INTO ledger_customer_keys (org_id, customer_id, key, "
-                    "created_at_us) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING"
-                ),
-                [
-                    (org, customer, AESGCM.generate_key(bit_length=256), now)
-                    for org, customer in missing
-                ],
-            )
-        # Read back: a concurrent writer may have created some of these keys first.
-        return keys | self._read_keys(missing)
-
     def _read_keys(self, customers: Sequence[Customer]) -> dict[Customer, bytes | None]:
         keys: dict[Customer, bytes | None] = {}
         for condition, params in self.tables.pairs_in(
@@ -111,11 +104,10 @@ class IdentifierVault:
         return keys
 
 
-def _encrypt(key: bytes | None, org: int, customer: int, identifiers: dict[str, str]) -> str:
-    assert key is not None
+def _encrypt(cipher: AESGCM, org: int, customer: int, identifiers: dict[str, str]) -> str:
     nonce = os.urandom(12)
     plaintext = json.dumps(identifiers, sort_keys=True, separators=(",", ":")).encode()
-    sealed = AESGCM(key).encrypt(nonce, plaintext, f"{org}/{customer}".encode())
+    sealed = cipher.encrypt(nonce, plaintext, f"{org}/{customer}".encode())
     return PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode()
 
 

@@ -12,6 +12,7 @@ from eventsourcing.persistence import PersistenceError
 
 from domain.errors import NoLedgerError, StorageUnavailableError, first_line
 from domain.ledger import Ledger
+from infrastructure.retrying import ConflictAttempts, system_clock
 from infrastructure.settings import Settings
 
 LEDGER_TABLE = "ledger_inbox"  # made with the event store, in the same DDL, on both stores
@@ -33,7 +34,9 @@ def open_ledger(settings: Settings, *, create: bool = True) -> Iterator[Ledger]:
             where = settings.display_db if settings.is_postgres else _sqlite_path(settings)
             raise NoLedgerError(f"no ledger at {where}: 'partner-ledger ingest' creates one")
         _prepare_sqlite(settings)
-        ledger = Ledger(env=settings.eventsourcing_env())
+        ledger = Ledger(
+            env=settings.eventsourcing_env(), clock=system_clock, attempts=ConflictAttempts()
+        )
     except (PersistenceError, sqlite3.Error, psycopg.Error, OSError) as error:
         raise StorageUnavailableError(
             f"cannot open the ledger database {settings.display_db}: {first_line(error)}"

@@ -212,6 +212,7 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
                 max(3 * int(self.datastore.lock_timeout), 1)
             )
         )
+        self._write_keys(curs, kwargs.get("keys", ()))
         self._write_quarantine(curs, kwargs.get("quarantine", ()))
         self._write_resolutions(curs, kwargs.get("resolutions", ()))
 

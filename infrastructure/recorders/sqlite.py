@@ -75,6 +75,7 @@ class SQLiteLedgerRecorder(LedgerTables, SQLiteApplicationRecorder):
     def _insert_events(
         self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
+        self._write_keys(c, kwargs.get("keys", ()))
         self._write_quarantine(c, kwargs.get("quarantine", ()))
         self._write_resolutions(c, kwargs.get("resolutions", ()))
         notification_ids = super()._insert_events(c, stored_events, **kwargs)

@@ -11,7 +11,7 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 
 from domain.integrity import chain_hash
-from domain.ledger import HeadRow, InboxRow, QuarantineRow, Resolution
+from domain.rows import CustomerKeyRow, HeadRow, InboxRow, QuarantineRow, Resolution, Sealed
 from infrastructure.ledger_queries import LedgerQueries
 from infrastructure.vault import IdentifierVault
 
@@ -37,6 +37,7 @@ MIGRATIONS = tuple(
     f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} TEXT" for table, column in ADDED_COLUMNS
 )
 HEAD_COLUMNS = ("originator_id", "originator_version", "head", "hash")
+KEY_COLUMNS = ("org_id", "customer_id", "key", "created_at_us")
 # A head only ever moves forward (a writer that lost a race does not commit anyway).
 HEAD_UPSERT = (
     " ON CONFLICT (originator_id) DO UPDATE SET originator_version = "
@@ -56,6 +57,8 @@ COLUMN_TYPES = {
     "recorded_at_us": "bigint",
     "previous_hash": "text",
     "hash": "text",
+    "key": "bytea",
+    "created_at_us": "bigint",
 }
 
 
@@ -124,6 +127,13 @@ class LedgerTables(LedgerQueries):
                     1 if row.is_receipt else 0,
                 ),
             )
+
+    def _write_keys(self, curs: Any, rows: Sequence[CustomerKeyRow]) -> None:
+        """New customer keys, in the events' transaction. No ``ON CONFLICT``: a key another
+        writer (or ``forget``) made meanwhile is a conflict, and the batch is tried again."""
+        if rows:
+            values = [(r.org_id, r.customer_id, r.key, r.created_at_us) for r in rows]
+            self._insert_rows(curs, "ledger_customer_keys", KEY_COLUMNS, values)
 
     def _write_resolutions(self, curs: Any, rows: Sequence[Resolution]) -> None:
         for row in rows:
@@ -208,7 +218,7 @@ class LedgerTables(LedgerQueries):
     def vault(self) -> IdentifierVault:
         return IdentifierVault(self)
 
-    def seal(self, items: Sequence[tuple[int, int, dict[str, str]]]) -> list[str | None]:
+    def seal(self, items: Sequence[tuple[int, int, dict[str, str]]]) -> Sealed:
         return self.vault.seal(items)
 
     def unseal(self, org: int, customer: int, sealed: str | None) -> dict[str, str] | None:

@@ -1,0 +1,144 @@
+"""One batch through the write pipeline: classify, resume, fold, seal, encode, write.
+
+Parsing (decode and normalize) happened before, maybe in other processes; the write is the
+recorder's ``insert_events``, which chains each event's hash over its stored bytes and writes
+events, inbox, heads, new customer keys, quarantine and resolutions in one transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from eventsourcing.persistence import StoredEvent
+
+from domain.classify import classify
+from domain.encode import EventEncoder
+from domain.errors import InvalidNotificationError
+from domain.fold import Standing, record
+from domain.heads import encode_head
+from domain.integrity import GENESIS
+from domain.membership import Head, membership_id
+from domain.notifications import Notification
+from domain.ports import LedgerStore
+from domain.resume import Decode, resume
+from domain.rows import HeadRow, InboxRow, Outcome, QuarantineRow, Resolution, quarantine_id
+
+Clock = Callable[[], datetime]
+"""The recording time of the next event (UTC)."""
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The stages' collaborators: the store, how to read its events, how to write them."""
+
+    store: LedgerStore
+    decode: Decode
+    encoder: EventEncoder
+    clock: Clock
+
+
+def record_batch(
+    pipeline: Pipeline,
+    payloads: Sequence[bytes],
+    parsed: Sequence[Notification | InvalidNotificationError],
+    received_at_us: int,
+    resolving: Sequence[str] | None,
+    *,
+    use_heads: bool,
+) -> list[Outcome]:
+    """The batch in one transaction; one outcome per payload, in order."""
+    store = pipeline.store
+    valid = [item for item in parsed if isinstance(item, Notification)]
+    known_ids, known_fingerprints = store.find_recorded(
+        [n.event_id for n in valid if n.event_id], [n.fingerprint for n in valid]
+    )
+    decisions = classify(parsed, known_ids, known_fingerprints)
+    accepted = [item for item in decisions if isinstance(item, Notification)]
+    standings, hashes = resume(store, pipeline.decode, accepted, use_heads=use_heads)
+    sealed = store.seal(
+        [(n.org_id, n.customer_id, n.identifiers.model_dump(exclude_none=True)) for n in accepted]
+    )
+    identifiers = iter(sealed.identifiers)
+    outcomes: list[Outcome] = []
+    quarantine: list[QuarantineRow] = []
+    events: list[StoredEvent] = []
+    inbox: list[tuple[Standing, InboxRow]] = []
+    for raw, item in zip(payloads, decisions, strict=True):
+        if isinstance(item, InvalidNotificationError):
+            row = QuarantineRow(
+                quarantine_id(raw),
+                raw,
+                item.reason,
+                item.detail,
+                received_at_us,
+                is_receipt=resolving is None,
+            )
+            quarantine.append(row)
+            outcomes.append(
+                Outcome("quarantined", reason=item.reason, detail=item.detail, quarantine_id=row.id)
+            )
+        elif item is None:
+            outcomes.append(Outcome("duplicate"))
+        else:
+            standing = standings[membership_id(*item.key)]
+            timestamp = pipeline.clock()
+            values = record(standing, item, timestamp=timestamp, identifiers=next(identifiers))
+            events.append(
+                pipeline.encoder.encode(item.kind, standing.membership_id, standing.version, values)
+            )
+            inbox.append((standing, _inbox_row(standing, item, timestamp)))
+            outcomes.append(Outcome("recorded"))
+    changed = [s for s in standings.values() if s.changed]
+    hashes |= store.chain_heads(
+        [(s.membership_id, s.stored_version) for s in changed if s.membership_id not in hashes]
+    )
+    positions = store.insert_events(
+        events,
+        inbox=[
+            _chained(row, hashes.get(standing.membership_id, GENESIS)) for standing, row in inbox
+        ],
+        heads=[
+            HeadRow(
+                s.membership_id,
+                s.version,
+                encode_head(Head(s.membership_id, s.version, s.state, s.latest_occurrence)),
+            )
+            for s in changed
+        ],
+        keys=sealed.new_keys,
+        quarantine=quarantine,
+        resolutions=[
+            Resolution(qid, outcome.status, received_at_us)
+            for qid, outcome in zip(resolving or (), outcomes, strict=False)
+            if outcome.status != "quarantined"
+        ],
+    )
+    padded: list[int | None] = list(positions) if positions else [None] * len(events)
+    at = iter(padded)
+    return [
+        Outcome("recorded", position=next(at)) if outcome.status == "recorded" else outcome
+        for outcome in outcomes
+    ]
+
+
+def _inbox_row(standing: Standing, notification: Notification, timestamp: datetime) -> InboxRow:
+    """The event's inbox row; its previous hash is filled in once the batch is folded."""
+    return InboxRow(
+        membership_id=standing.membership_id,
+        version=standing.version,
+        org_id=notification.org_id,
+        customer_id=notification.customer_id,
+        partner_program_id=notification.partner_program_id,
+        previous_hash="",
+        fingerprint=notification.fingerprint,
+        event_id=notification.event_id,
+        occurred_at_ms=int(notification.occurred_at.timestamp() * 1000),
+        recorded_at_us=int(timestamp.timestamp() * 1_000_000),
+    )
+
+
+def _chained(row: InboxRow, previous_hash: str) -> InboxRow:
+    return dataclasses.replace(row, previous_hash=previous_hash)

@@ -1,0 +1,49 @@
+"""Memberships as exported: the export's fields, JSON-ready values."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from domain.membership import MembershipState
+
+EXPORT_FIELDS = (
+    "org_id",
+    "customer_id",
+    "partner_program_id",
+    "loyalty_program_id",
+    "partner_program_name",
+    "partner_program_type",
+    "status",
+    "link_inferred",
+    "linked_at",
+    "delinked_at",
+    "tier_number",
+    "tier_expiry_date",
+    "tier_expiry_at",
+    "membership_number",
+    "membership_expiry_date",
+    "membership_expiry_at",
+    "scheduled_expiry_date",
+    "last_update_type",
+    "last_reminder_at",
+    "event_count",
+)
+
+
+def iso(moment: datetime) -> str:
+    """ISO-8601 UTC with milliseconds and a Z."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def membership_record(state: MembershipState) -> dict[str, Any]:
+    """A membership as exported: exactly the export keys, JSON-ready."""
+    return {name: jsonable(getattr(state, name)) for name in EXPORT_FIELDS}

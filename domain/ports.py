@@ -1,0 +1,71 @@
+"""What the ledger needs from its store beyond the library's event storage (the recorder
+implements it: `infrastructure.recorders`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+
+from domain.audit import AuditStore
+from domain.rows import Sealed
+
+
+class LedgerStore(AuditStore, Protocol):
+    """What the ledger needs from its recorder beyond the library's event storage."""
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **rows: Any
+    ) -> Sequence[int] | None:
+        """The write stage: the events and ``rows`` (inbox, heads, keys, quarantine,
+        resolutions) in one transaction; the events' positions, in order."""
+        ...
+
+    def find_recorded(
+        self, event_ids: Sequence[str], fingerprints: Sequence[str]
+    ) -> tuple[dict[str, str], set[str]]: ...
+
+    def select_streams(
+        self, membership_ids: Sequence[UUID], *, up_to: int | None = None
+    ) -> dict[UUID, list[tuple[int, StoredEvent]]]: ...
+
+    def chain_heads(self, heads: Sequence[tuple[UUID, int]]) -> dict[UUID, str]: ...
+
+    def select_heads(self, membership_ids: Sequence[UUID]) -> dict[UUID, tuple[int, str, str]]: ...
+
+    def writing(self) -> AbstractContextManager[None]: ...
+
+    def seal(self, items: Sequence[tuple[int, int, dict[str, str]]]) -> Sealed: ...
+
+    def unseal(self, org: int, customer: int, sealed: str | None) -> dict[str, str] | None: ...
+
+    def forget(self, org: int, customer: int) -> bool: ...
+
+    def positions(self, membership_id: UUID) -> dict[int, int]: ...
+
+    def membership_ids(self) -> list[UUID]: ...
+
+    def membership_keys(
+        self,
+        *,
+        org_id: int | None = None,
+        partner_program_id: int | None = None,
+        recorded_from_us: int | None = None,
+        recorded_to_us: int | None = None,
+        occurred_to_ms: int | None = None,
+    ) -> list[UUID]: ...
+
+    def quarantined(self, *, include_resolved: bool = False) -> list[dict[str, Any]]: ...
+
+    def quarantine_entry(self, id_prefix: str) -> list[dict[str, Any]]: ...
+
+    def drop_quarantined(self, ids: Sequence[str], *, why: str, at_us: int) -> list[str]: ...
+
+    def keep_sources(self, sources: dict[str, str]) -> None: ...
+
+    def quarantine_payloads(self, ids: Sequence[str]) -> dict[str, bytes]: ...
+
+    def counts(self) -> dict[str, int]: ...

@@ -1,0 +1,88 @@
+"""The rows a recorded batch writes beside its events, and what became of each payload."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Literal
+from uuid import UUID
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one payload."""
+
+    status: Literal["recorded", "duplicate", "quarantined"]
+    position: int | None = None
+    reason: str | None = None
+    detail: str | None = None
+    quarantine_id: str | None = None
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    """One recorded notification; ``previous_hash`` is the membership's chain head before
+    this batch (the recorder chains several events of one batch itself)."""
+
+    membership_id: UUID
+    version: int
+    org_id: int
+    customer_id: int
+    partner_program_id: int
+    previous_hash: str
+    fingerprint: str
+    event_id: str | None
+    occurred_at_ms: int
+    recorded_at_us: int
+
+
+@dataclass(frozen=True)
+class HeadRow:
+    """A membership's head after this batch (see `domain.membership.Head`), encoded; the
+    recorder adds the chain hash of its latest event."""
+
+    membership_id: UUID
+    version: int
+    head: str
+
+
+@dataclass(frozen=True)
+class QuarantineRow:
+    id: str
+    raw: bytes
+    reason: str
+    detail: str
+    received_at_us: int
+    is_receipt: bool = True
+
+
+@dataclass(frozen=True)
+class Resolution:
+    id: str
+    resolution: Literal["recorded", "duplicate"]
+    resolved_at_us: int
+
+
+@dataclass(frozen=True)
+class CustomerKeyRow:
+    """A customer's new sealing key, written in the same transaction as the events it seals
+    (a concurrent writer that created the same customer's key first makes it a conflict)."""
+
+    org_id: int
+    customer_id: int
+    key: bytes
+    created_at_us: int
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """Identifiers sealed for a batch (one per item, None when nothing is sealed) and the
+    keys created for them."""
+
+    identifiers: list[str | None]
+    new_keys: list[CustomerKeyRow]
+
+
+def quarantine_id(raw: bytes) -> str:
+    """Quarantine entries are addressed by content: the same bytes are one entry."""
+    return hashlib.sha256(raw).hexdigest()[:16]
