@@ -200,6 +200,12 @@ class Auditor:
             self.store.add_checkpoints(added)
         return len(added)
 
+    def uncheckpointed(self) -> int:
+        """How many events of the log come after the last stored checkpoint."""
+        stored = self.store.checkpoints()
+        after = stored[-1]["position"] if stored else 0
+        return sum(1 for _ in self._log(after=after))
+
     def _checkpoint_breaks(self) -> Iterator[Break]:
         stored = self.store.checkpoints()
         if not stored:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Final
 from uuid import UUID
 
-from domain.errors import LedgerError
+from domain.errors import DigestFormatError
 
 GENESIS: Final = "0" * 64
 
@@ -59,10 +59,6 @@ class Break:
     position: int | None = None
     expected: str | None = None
     found: str | None = None
-
-
-class DigestFormatError(LedgerError):
-    """A published digest is not written as DIGEST@POSITION."""
 
 
 def parse_anchor(text: str) -> tuple[str, int]:

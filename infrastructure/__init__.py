@@ -1,1 +1,2 @@
-"""How the ledger is stored and reached: settings, recorders, the command line."""
+"""How the ledger is stored and reached: settings, the recorders (one per database), the
+views' storage, the command line and the HTTP service."""

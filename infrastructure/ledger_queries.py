@@ -1,7 +1,8 @@
 """Reading the ledger's own tables: duplicates, streams, chains, times, quarantine.
 
 A mixin for the recorders (`infrastructure.recorders`): SQL written with ``%s`` placeholders
-(``sql()`` swaps in ``?`` for SQLite) over the recorder's own connection pool.
+over the recorder's own connection pool. Where the databases differ (placeholders, ``IN`` over
+many values), each database's recorder overrides `sql`, `member_of` and `pairs_in`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ class LedgerQueries:
     position_column = "notification_id"
 
     def sql(self, text: str) -> str:
-        return text if self.placeholder == "%s" else text.replace("%s", self.placeholder)
+        """A statement written with ``%s`` placeholders, as this database's driver takes it."""
+        return text
 
     def originator(self, value: UUID) -> Any:
         return value
@@ -57,33 +59,14 @@ class LedgerQueries:
 
     def member_of(self, column: str, values: Sequence[Any]) -> Iterator[tuple[str, list[Any]]]:
         """``column IN values`` as (condition, params), in as few statements as the database
-        allows: one array parameter on PostgreSQL (sent in binary: psycopg quotes a text
-        array element by element in Python), chunks of placeholders on SQLite."""
-        if not values:
-            return
-        if self.placeholder == "%s":
-            yield f"{column} = ANY(%b)", [list(values)]
-            return
-        for chunk in _chunks(list(values)):
-            yield f"{column} IN ({_marks(chunk)})", chunk
+        allows (each database's recorder says how)."""
+        raise NotImplementedError
 
     def pairs_in(
         self, columns: tuple[str, str], pairs: Sequence[tuple[Any, Any]], types: tuple[str, str]
     ) -> Iterator[tuple[str, list[Any]]]:
         """``(a, b) IN pairs`` as (condition, params), like `member_of`."""
-        if not pairs:
-            return
-        first, second = columns
-        if self.placeholder == "%s":
-            yield (
-                f"({first}, {second}) IN (SELECT * FROM unnest(%b::{types[0]}[], "
-                f"%b::{types[1]}[]))",
-                [[a for a, _ in pairs], [b for _, b in pairs]],
-            )
-            return
-        for chunk in _chunks(list(pairs), 250):
-            condition = " OR ".join([f"({first} = %s AND {second} = %s)"] * len(chunk))
-            yield f"({condition})", [value for pair in chunk for value in pair]
+        raise NotImplementedError
 
     def select_streams(
         self, membership_ids: Sequence[UUID], *, up_to: int | None = None
@@ -104,24 +87,6 @@ class LedgerQueries:
                 key = UUID(str(row["originator_id"]))
                 streams.setdefault(key, []).append((row["position"], _stored(row)))
         return streams
-
-    def scan_streams(
-        self, *, up_to: int, after: tuple[UUID, int] | None, limit: int
-    ) -> list[tuple[int, StoredEvent]]:
-        """Events at or before ``up_to`` in (membership, version) order, resuming after
-        ``after``: how a rebuild reads the whole log one membership at a time."""
-        where = f"{self.position_column} <= %s"
-        params: list[Any] = [up_to]
-        if after is not None:
-            where += " AND (originator_id, originator_version) > (%s, %s)"
-            params += [self.originator(after[0]), after[1]]
-        rows = self.query(
-            f"SELECT originator_id, originator_version, topic, state, "
-            f"{self.position_column} AS position FROM {self.events_table} WHERE {where} "
-            "ORDER BY originator_id, originator_version LIMIT %s",
-            [*params, limit],
-        )
-        return [(row["position"], _stored(row)) for row in rows]
 
     def chain_rows(self, *, after: tuple[UUID, int] | None, limit: int) -> list[dict[str, Any]]:
         """Stored events with their inbox rows, in (membership, version) order, resuming after
@@ -321,7 +286,7 @@ class LedgerQueries:
         with self.datastore.transaction(commit=True) as curs:
             curs.execute(
                 self.sql(
-                    f"SELECT id FROM ledger_quarantine WHERE id IN ({_marks(ids)}) "
+                    f"SELECT id FROM ledger_quarantine WHERE id IN ({marks(ids)}) "
                     "AND resolved_at_us IS NULL"
                 ),
                 list(ids),
@@ -355,10 +320,10 @@ def _stored(row: dict[str, Any]) -> StoredEvent:
     )
 
 
-def _chunks(items: list[Any], size: int = 500) -> Iterator[list[Any]]:
+def chunks(items: list[Any], size: int = 500) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
 
-def _marks(chunk: Sequence[Any]) -> str:
+def marks(chunk: Sequence[Any]) -> str:
     return ", ".join(["%s"] * len(chunk))

@@ -15,13 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, cast
 
-from domain.errors import LedgerError
+from domain.errors import SourceError
 
 _BETWEEN_ITEMS = re.compile(r"[ \t\n\r,]*")
-
-
-class SourceError(LedgerError):
-    """The input could not be opened or read."""
 
 
 def open_source(path: str) -> tuple[BinaryIO, int | None]:

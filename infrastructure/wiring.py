@@ -10,16 +10,12 @@ from urllib.parse import quote
 import psycopg
 from eventsourcing.persistence import PersistenceError
 
-from domain.errors import LedgerError, StorageUnavailableError
+from domain.errors import NoLedgerError, StorageUnavailableError, first_line
 from domain.ledger import Ledger
 from infrastructure.retrying import ConflictAttempts, system_clock
 from infrastructure.settings import Settings
 
 LEDGER_TABLE = "ledger_inbox"  # made with the event store, in the same DDL, on both stores
-
-
-class NoLedgerError(LedgerError):
-    """The store holds no ledger, and the command may not create one."""
 
 
 @contextmanager
@@ -43,13 +39,13 @@ def open_ledger(settings: Settings, *, create: bool = True) -> Iterator[Ledger]:
         )
     except (PersistenceError, sqlite3.Error, psycopg.Error, OSError) as error:
         raise StorageUnavailableError(
-            f"cannot open the ledger database {settings.display_db}: {_first_line(error)}"
+            f"cannot open the ledger database {settings.display_db}: {first_line(error)}"
         ) from None
     try:
         yield ledger
     except (PersistenceError, sqlite3.Error, psycopg.Error) as error:
         raise StorageUnavailableError(
-            f"the ledger database {settings.display_db} failed: {_first_line(error)}"
+            f"the ledger database {settings.display_db} failed: {first_line(error)}"
         ) from None
     finally:
         ledger.close()
@@ -114,10 +110,5 @@ def _postgres_reason(settings: Settings) -> str | None:
             connect_timeout=settings.connect_timeout_seconds,
         ).close()
     except psycopg.Error as error:
-        return _first_line(error)
+        return first_line(error)
     return None
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]

@@ -24,14 +24,18 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple, cast
 from uuid import UUID
 
-import psycopg
-
-from domain.errors import LedgerError
+from domain.errors import (
+    LockHeldError,
+    LockLostError,
+    PositionConflictError,
+    RebuildError,
+)
 from domain.ledger import Ledger
 from domain.membership import MembershipState, PartnerMembership, fold_state
-from projections.locks import LockHeldError, LockLostError, LockSet, postgres_params
+from projections.locks import LockSet
 from projections.log import Stream, pages, touched_streams
-from projections.store import DeadLetter, Generation, PositionConflictError, ViewStore
+from projections.storage import ViewStorage, storage_of
+from projections.store import DeadLetter, Generation, Row
 from projections.views import VIEWS, View
 
 Progress = Callable[[int], None]
@@ -40,10 +44,6 @@ REBUILD_WAIT_SECONDS = 300.0  # for another process's rebuild of the same view t
 
 def _no_check() -> None:
     return None
-
-
-class RebuildError(LedgerError):
-    """A rebuild met an event it could not project; nothing was switched."""
 
 
 class _Folded(NamedTuple):
@@ -74,11 +74,12 @@ class Projector:
         *,
         batch_size: int = 2000,
         rebuild_wait_seconds: float = REBUILD_WAIT_SECONDS,
+        storage: ViewStorage | None = None,
     ) -> None:
         self.ledger = ledger
-        self.recorder: Any = cast(Any, ledger.recorder)
-        self.postgres = self.recorder.placeholder == "%s"
-        self.store = ViewStore(self.recorder.datastore, postgres=self.postgres)
+        self.storage = storage_of(ledger.recorder) if storage is None else storage
+        self.store = self.storage.store
+        self.log = self.storage.log
         self.batch_size = batch_size
         self.rebuild_wait_seconds = rebuild_wait_seconds
         # Called before every write to a view: raises `LockLostError` when a lock that
@@ -87,7 +88,7 @@ class Projector:
         self._stopping: threading.Event | None = None  # a follower's stop: ends lock waits
 
     def head(self) -> int:
-        return int(self.recorder.max_notification_id() or 0)
+        return self.log.head()
 
     # --- catch-up ------------------------------------------------------------------------
 
@@ -176,16 +177,14 @@ class Projector:
     def _read_batch(self, position: int) -> _Batch | None:
         """The next notifications after ``position``, with each touched membership folded up
         to the last of them (or the error its fold raised); None at the head."""
-        notifications = self.recorder.select_notifications(
-            start=position, limit=self.batch_size, inclusive_of_start=False
-        )
+        notifications = self.log.notifications_after(position, limit=self.batch_size)
         if not notifications:
             return None
-        end = notifications[-1].id
+        end = notifications[-1][0]
         touched: dict[UUID, list[int]] = {}
-        for notification in notifications:
-            touched.setdefault(notification.originator_id, []).append(notification.id)
-        streams = touched_streams(self.recorder, list(touched), up_to=end)
+        for notification_id, membership_id in notifications:
+            touched.setdefault(membership_id, []).append(notification_id)
+        streams = touched_streams(self.log, list(touched), up_to=end)
         folded: dict[UUID, _Folded | Exception | None] = {}
         for membership_id in touched:
             try:
@@ -197,7 +196,7 @@ class Projector:
     def _apply(self, view: View, generation: Generation, batch: _Batch, *, strict: bool) -> None:
         """One batch into one view, in one transaction guarded by the expected position."""
         self._check_locks()
-        rows: list[tuple[Any, ...]] = []
+        rows: list[Row] = []
         letters: list[DeadLetter] = []
         replaced: list[str] = []
         for membership_id, positions in batch.touched.items():
@@ -265,7 +264,7 @@ class Projector:
         stale once the locks are held (that rebuild was of them) are left out."""
         started = time.perf_counter()
         locks = LockSet(
-            self.recorder.datastore,
+            self.storage.locks,
             [f"rebuild-{view.name}" for view in views],
             timeout=self.rebuild_wait_seconds,
             cancel=self._stopping,
@@ -346,10 +345,10 @@ class Projector:
     ) -> int:
         """One ordered pass over the log up to ``head``: fold each membership once, give its
         state to every view being built, write rows in large set-based batches."""
-        rows: dict[str, list[tuple[Any, ...]]] = {new.table: [] for _, new in builds}
+        rows: dict[str, list[Row]] = {new.table: [] for _, new in builds}
         stream: Stream = []
         count = 0
-        for page in pages(self.recorder, up_to=head, size=5000, read_ahead=self.postgres):
+        for page in pages(self.log, up_to=head, size=5000):
             for position, stored in page:
                 if stream and stream[-1][1].originator_id != stored.originator_id:
                     self._strict_rows(builds, stream, rows)
@@ -370,7 +369,7 @@ class Projector:
     def _flush(
         self,
         builds: Sequence[tuple[View, Generation]],
-        rows: dict[str, list[tuple[Any, ...]]],
+        rows: dict[str, list[Row]],
         *,
         at_least: int,
     ) -> None:
@@ -384,7 +383,7 @@ class Projector:
         self,
         builds: Sequence[tuple[View, Generation]],
         stream: Stream,
-        rows: dict[str, list[tuple[Any, ...]]],
+        rows: dict[str, list[Row]],
     ) -> None:
         membership_id = cast(UUID, stream[0][1].originator_id)
         try:
@@ -428,14 +427,14 @@ class Projector:
         taken them again; if another process took them meanwhile, it raises
         `LockHeldError`: that one follows now."""
         report = on_error or (lambda error: None)
-        locks = LockSet(self.recorder.datastore, [f"follow-{name}" for name in VIEWS])
+        locks = LockSet(self.storage.locks, [f"follow-{name}" for name in VIEWS])
         locks.take()
-        waiter = _Waiter(self.recorder, backstop_seconds if self.postgres else poll_seconds)
+        waiter = self.storage.waiter(backstop_seconds=backstop_seconds, poll_seconds=poll_seconds)
         self._stopping = stop
         try:
             with waiter, self._guarded(locks.check):
                 while not stop.is_set():
-                    if not _still_leading(locks, report):
+                    if not _still_leading(locks, report, self.storage.transient):
                         stop.wait(1.0)  # the database is away: try again, do not die
                         continue
                     try:
@@ -448,8 +447,9 @@ class Projector:
                     except (PositionConflictError, RebuildError, LockHeldError) as error:
                         if not stop.is_set():  # LockHeldError: another process rebuilds
                             report(error)
-                    except Exception as error:
-                        # Database gone for a moment: say so and try again, do not die.
+                    except self.storage.transient as error:
+                        # The database is away for a moment: say so and try again. Any other
+                        # error is a bug, and surfaces.
                         report(error)
                         stop.wait(1.0)
                     waiter.wait(stop)
@@ -482,11 +482,13 @@ class Projector:
         return report
 
     def _age_after(self, position: int) -> float | None:
-        age = self.recorder.oldest_recorded_after(position)
+        age = self.log.oldest_recorded_after(position)
         return None if age is None else round(max(time.time() - age / 1e6, 0.0), 3)
 
 
-def _still_leading(locks: LockSet, report: Callable[[Exception], None]) -> bool:
+def _still_leading(
+    locks: LockSet, report: Callable[[Exception], None], transient: tuple[type[Exception], ...]
+) -> bool:
     """True while the follower holds its locks. After it lost them: take them again (True),
     or False while the database cannot be reached, or `LockHeldError` when another process
     holds them now."""
@@ -504,47 +506,7 @@ def _still_leading(locks: LockSet, report: Callable[[Exception], None]) -> bool:
             f"this follower lost its locks and another process has taken them since ({taken}); "
             "that one follows the log now"
         ) from None
-    except (psycopg.Error, OSError) as error:
+    except transient as error:
         report(error)
         return False
     return True
-
-
-class _Waiter:
-    """Sleeps until the log may have moved: LISTEN/NOTIFY on PostgreSQL (reconnecting after
-    an outage, polling meanwhile), polling on SQLite."""
-
-    def __init__(self, recorder: Any, timeout: float) -> None:
-        self.recorder = recorder
-        self.timeout = timeout
-        self.params = postgres_params(recorder.datastore)
-        self.connection: psycopg.Connection[Any] | None = None
-
-    def __enter__(self) -> _Waiter:
-        return self
-
-    def _listen(self) -> psycopg.Connection[Any] | None:
-        if self.params is not None and self.connection is None:
-            try:
-                self.connection = psycopg.connect(**self.params, autocommit=True, connect_timeout=5)
-                self.connection.execute(f"LISTEN {self.recorder.channel_name}")
-            except psycopg.Error:
-                self.connection = None
-        return self.connection
-
-    def wait(self, stop: threading.Event) -> None:
-        connection = self._listen()
-        if connection is None:
-            stop.wait(self.timeout)
-            return
-        try:
-            for _ in connection.notifies(timeout=self.timeout, stop_after=1):
-                break
-        except psycopg.Error:
-            connection.close()
-            self.connection = None
-            stop.wait(self.timeout)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.connection is not None:
-            self.connection.close()

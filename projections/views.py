@@ -2,8 +2,8 @@
 
 A view is a pure description: its columns, indexes, schema version, and the rows one
 membership contributes. The runner (`projections.runner`) keeps the rows current; the queries
-(`projections.queries`) read them through a stable SQL view name, so a rebuilt generation can
-replace the live one without readers noticing.
+(`infrastructure.views.queries`) read them through a stable SQL view name, so a rebuilt
+generation can replace the live one without readers noticing.
 
 Bump ``schema_version`` whenever the rows or columns change: the next ``project`` (or any
 query that catches up) rebuilds the view blue/green.

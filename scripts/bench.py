@@ -56,8 +56,8 @@ sys.path.insert(0, str(ROOT))
 
 from domain.ledger import Ledger  # noqa: E402
 from infrastructure.settings import Settings  # noqa: E402
+from infrastructure.views.queries import Queries  # noqa: E402
 from infrastructure.wiring import open_ledger  # noqa: E402
-from projections.queries import Queries  # noqa: E402
 from projections.runner import Projector  # noqa: E402
 from projections.views import MEMBERSHIPS  # noqa: E402
 

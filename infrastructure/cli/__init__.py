@@ -138,6 +138,37 @@ def build_parser(*, full: bool = True) -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
+    for group in (_recording, _views, _history, _expiring, _tiers, _maintenance, _audit):
+        group(command)
+    _quarantine(commands, data)
+    status = command("status", "infrastructure.cli.operating:status", "what the ledger holds")
+    status.add_argument("--json", action="store_true", help=JSON_HELP)
+
+    serve = command(
+        "serve",
+        "infrastructure.http.serve:run",
+        "receive webhooks and answer queries over HTTP",
+        parents=(common,),
+    )
+    if full:
+        from infrastructure.http.serve import add_arguments
+
+        add_arguments(serve)
+
+    completion = command(
+        "completion",
+        "infrastructure.cli.completion:completion",
+        'print a shell completion script: eval "$(partner-ledger completion bash)"',
+    )
+    completion.add_argument("shell", choices=["bash"], help="the shell (bash)")
+    return parser
+
+
+Command = Callable[..., Any]  # adds one command: (name, handler, help[, parents])
+
+
+def _recording(command: Command) -> None:
+    """ingest."""
     ingest = command(
         "ingest", "infrastructure.cli.recording:ingest", "record notifications from files or stdin"
     )
@@ -158,6 +189,9 @@ def build_parser(*, full: bool = True) -> argparse.ArgumentParser:
     )
     ingest.set_defaults(creates_ledger=True)
 
+
+def _views(command: Command) -> None:
+    """export, membership, memberships."""
     export = command(
         "export", "infrastructure.cli.reading:export", "write a view as JSON Lines or CSV"
     )
@@ -185,6 +219,9 @@ def build_parser(*, full: bool = True) -> argparse.ArgumentParser:
     )
     memberships.add_argument("--json", action="store_true", help="print JSON Lines")
 
+
+def _history(command: Command) -> None:
+    """history: of one membership, or of a period."""
     history = command(
         "history",
         "infrastructure.cli.reading:history",
@@ -223,6 +260,9 @@ def build_parser(*, full: bool = True) -> argparse.ArgumentParser:
     history.add_argument("--json", action="store_true", help="print JSON Lines, one per event")
     _format(history, ("table", "csv"))
 
+
+def _expiring(command: Command) -> None:
+    """expiring: a window of expiry dates, page by page."""
     expiring = command(
         "expiring", "infrastructure.cli.reading:expiring", "expiry dates in a window, by date"
     )
@@ -266,6 +306,9 @@ def build_parser(*, full: bool = True) -> argparse.ArgumentParser:
     expiring.add_argument("--json", action="store_true", help="print one JSON array")
     _format(expiring, ("table", "csv"))
 
+
+def _tiers(command: Command) -> None:
+    """tiers."""
     tiers = command(
         "tiers", "infrastructure.cli.reading:tiers", "LINKED memberships per org, program and tier"
     )
@@ -276,6 +319,9 @@ def build_parser(*, full: bool = True) -> argparse.ArgumentParser:
     tiers.add_argument("--json", action="store_true", help="print one JSON array")
     _format(tiers, ("table", "csv"))
 
+
+def _maintenance(command: Command) -> None:
+    """project, rebuild."""
     project = command(
         "project",
         "infrastructure.cli.operating:project",
@@ -304,6 +350,9 @@ def build_parser(*, full: bool = True) -> argparse.ArgumentParser:
     )
     rebuild.add_argument("--json", action="store_true", help=JSON_HELP)
 
+
+def _audit(command: Command) -> None:
+    """forget, verify, digest."""
     forget = command(
         "forget",
         "infrastructure.cli.operating:forget",
@@ -336,6 +385,11 @@ def build_parser(*, full: bool = True) -> argparse.ArgumentParser:
     )
     digest.add_argument("--json", action="store_true", help=JSON_HELP)
 
+
+def _quarantine(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], data: argparse.ArgumentParser
+) -> None:
+    """quarantine list, show, replay, drop."""
     quarantine = commands.add_parser("quarantine", help="payloads that could not be recorded")
     actions = quarantine.add_subparsers(
         title="actions", metavar="ACTION", required=True, dest="action"
@@ -377,28 +431,6 @@ def build_parser(*, full: bool = True) -> argparse.ArgumentParser:
         "--why", required=True, metavar="TEXT", help="the reason, kept with each entry"
     )
     drop.add_argument("--json", action="store_true", help=JSON_HELP)
-
-    status = command("status", "infrastructure.cli.operating:status", "what the ledger holds")
-    status.add_argument("--json", action="store_true", help=JSON_HELP)
-
-    serve = command(
-        "serve",
-        "infrastructure.http.serve:run",
-        "receive webhooks and answer queries over HTTP",
-        parents=(common,),
-    )
-    if full:
-        from infrastructure.http.serve import add_arguments
-
-        add_arguments(serve)
-
-    completion = command(
-        "completion",
-        "infrastructure.cli.completion:completion",
-        'print a shell completion script: eval "$(partner-ledger completion bash)"',
-    )
-    completion.add_argument("shell", choices=["bash"], help="the shell (bash)")
-    return parser
 
 
 DB_HELP = (

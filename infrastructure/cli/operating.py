@@ -9,7 +9,7 @@ import sys
 import threading
 from typing import Any
 
-from domain.audit import Auditor
+from domain import services
 from domain.errors import LedgerError
 from domain.integrity import parse_anchor
 from domain.ledger import Ledger
@@ -110,11 +110,11 @@ def sample_text(item: dict[str, Any]) -> str:
 
 
 def status(args: argparse.Namespace, ledger: Ledger) -> int:
-    counts = ledger.store.counts()
+    counts = services.counts(ledger)
     status: dict[str, Any] = {
         "recorded": counts["recorded"],
         "quarantined_open": counts["quarantined"],
-        "head_position": ledger.recorder.max_notification_id() or 0,
+        "head_position": services.head_position(ledger),
         "views": Projector(ledger).status(),
     }
     if args.json:
@@ -132,7 +132,7 @@ def status(args: argparse.Namespace, ledger: Ledger) -> int:
 
 
 def verify(args: argparse.Namespace, ledger: Ledger) -> int:
-    auditor = Auditor(ledger.store)
+    auditor = services.auditor(ledger)
     breaks = auditor.verify()
     if args.against:
         breaks += auditor.verify_against(*parse_anchor(args.against))
@@ -170,7 +170,7 @@ def verify(args: argparse.Namespace, ledger: Ledger) -> int:
 
 
 def digest(args: argparse.Namespace, ledger: Ledger) -> int:
-    auditor = Auditor(ledger.store)
+    auditor = services.auditor(ledger)
     auditor.checkpoint()
     digest, position, events = auditor.digest()
     if args.json:

@@ -27,7 +27,7 @@ from infrastructure.cli.output import (
 )
 from infrastructure.cursors import CursorError, decode_cursor, encode_cursor
 from infrastructure.progress import Progress
-from projections.queries import Queries
+from infrastructure.views.queries import Queries
 from projections.runner import Projector
 from projections.views import EXPIRY_FIELDS
 

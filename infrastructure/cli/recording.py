@@ -8,7 +8,7 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from typing import Any
 
-from domain.audit import Auditor
+from domain import services
 from domain.errors import LedgerError
 from domain.ledger import Ledger
 from infrastructure.cli.output import (
@@ -36,6 +36,7 @@ def ingest(args: argparse.Namespace, ledger: Ledger) -> int:
     sources = [open_source(path) for path in paths]
     sizes = [size for _, size in sources]
     total = None if None in sizes else sum(size or 0 for size in sizes)
+    recording = services.Recording(ledger)
     with (
         Progress(total=total, unit="B", quiet=args.json, label="ingest") as progress,
         Parser(parse_workers(total)) as parser,
@@ -48,7 +49,7 @@ def ingest(args: argparse.Namespace, ledger: Ledger) -> int:
                 items = batches(payloads(stream, name=name), batch_size, origins)
                 for batch, consumed, parsed in parser.parsed(items):
                     where = origins.popleft()
-                    for outcome in ledger.receive(batch, parsed=parsed, sources=where):
+                    for outcome in recording.record(batch, parsed=parsed, sources=where):
                         tally[outcome.status] += 1
                         if outcome.reason:
                             reasons[outcome.reason] += 1
@@ -62,7 +63,7 @@ def ingest(args: argparse.Namespace, ledger: Ledger) -> int:
     # extend the log digest's checkpoints over the new events.
     projected = time.perf_counter()
     Projector(ledger).catch_up()
-    Auditor(ledger.store).checkpoint()
+    services.extend_checkpoints(ledger)
     summary: dict[str, Any] = {
         "received": sum(tally.values()),
         "recorded": tally["recorded"],
@@ -106,7 +107,7 @@ def batches(
 
 
 def quarantine_list(args: argparse.Namespace, ledger: Ledger) -> int:
-    rows = ledger.store.quarantined(include_resolved=args.all)
+    rows = services.quarantined(ledger, include_resolved=args.all)
     entries = [quarantine_json(row) for row in rows]
     if args.reason:
         entries = [e for e in entries if e["reason"] == args.reason.upper()]

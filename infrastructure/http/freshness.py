@@ -20,23 +20,12 @@ import logging
 import threading
 from collections.abc import Callable
 
-from domain.errors import LedgerError
-from projections.locks import LockHeldError
+from domain.errors import LockHeldError, ViewBehindError
 from projections.runner import Projector
 from projections.views import VIEWS
 
 Positions = dict[str, int | None]
 logger = logging.getLogger("partner_ledger.http")
-
-
-class ViewBehindError(LedgerError):
-    """A view did not reach the requested position in time."""
-
-    def __init__(self, view: str, position: int | None, wanted: int) -> None:
-        super().__init__(
-            f"the {view} view is at position {position or 0}, not yet at {wanted}; retry shortly"
-        )
-        self.position = position
 
 
 def live_positions(projector: Projector) -> Positions:

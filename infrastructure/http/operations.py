@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from domain.errors import first_line
 from infrastructure.http.metrics import CONTENT_TYPE
 from infrastructure.http.schemas import LedgerJSONResponse
 from infrastructure.http.service import Service
@@ -48,7 +49,7 @@ async def readyz(request: Request) -> LedgerJSONResponse:
         return LedgerJSONResponse({"status": "database unreachable"}, status_code=503)
     except Exception as error:  # unreachable, refused: not ready
         # The reason names hosts and databases: for the log, not for unauthenticated callers.
-        logger.warning("readiness: the database is unreachable: %s", _first_line(error))
+        logger.warning("readiness: the database is unreachable: %s", first_line(error))
         return LedgerJSONResponse({"status": "database unreachable"}, status_code=503)
     limit = service.config.max_view_lag_events
     views: dict[str, Any] = {
@@ -73,8 +74,3 @@ async def metrics(request: Request) -> Response:
     service = _service(request)
     text = await asyncio.to_thread(service.metrics.render, service.store_state)
     return Response(text, media_type=CONTENT_TYPE)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]

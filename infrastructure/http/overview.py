@@ -13,10 +13,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from domain import services
+from domain.errors import ViewBehindError
 from domain.ledger import iso, parse_all
 from domain.notifications import Notification
 from infrastructure.http.auth import bearer_matches
-from infrastructure.http.freshness import ViewBehindError
 from infrastructure.http.schemas import LedgerJSONResponse
 from infrastructure.http.service import Service
 from projections.views import ACTIVITY, VIEWS, View
@@ -79,11 +80,11 @@ def health(service: Service) -> dict[str, Any]:
     """Events, lag per view, dead letters, open quarantine, the last digest checkpoint and
     when the last event was recorded."""
     views = service.projector.status()
-    counts = service.ledger.store.counts()
+    counts = services.counts(service.ledger)
     head = service.projector.head()
-    checkpoints = service.ledger.store.checkpoints()
+    checkpoints = services.checkpoints(service.ledger)
     last = checkpoints[-1] if checkpoints else None
-    recorded_us = service.projector.recorder.oldest_recorded_after(head - 1) if head else None
+    recorded_us = service.projector.log.oldest_recorded_after(head - 1) if head else None
     return {
         "events": counts["recorded"],
         "head": head,
@@ -135,10 +136,10 @@ def quarantine(
     """One page of quarantine entries, oldest first, optionally of one reason: each with its
     raw bytes and whether the current code accepts it now (so a replay would record it), the
     number of entries in all, and the reasons present."""
-    every = service.ledger.store.quarantined(include_resolved=include_resolved)
+    every = services.quarantined(service.ledger, include_resolved=include_resolved)
     chosen = [row for row in every if reason is None or row["reason"] == reason]
     shown = [_quarantine_row(row) for row in chosen[(page - 1) * size : page * size]]
-    payloads = service.ledger.store.quarantine_payloads([entry["id"] for entry in shown])
+    payloads = services.quarantine_payloads(service.ledger, [entry["id"] for entry in shown])
     for entry in shown:
         entry["raw"] = payloads[entry["id"]]
         entry["accepted_now"] = entry["resolved_at"] is None and accepted_now(entry["raw"])

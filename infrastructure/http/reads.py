@@ -16,11 +16,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from domain.errors import MembershipNotFoundError
+from domain.errors import MembershipNotFoundError, ViewBehindError
 from domain.history import Chronicle
 from domain.ledger import membership_record
 from infrastructure.http.auth import matches_any
-from infrastructure.http.freshness import ViewBehindError
 from infrastructure.http.params import (
     DAY,
     Id,
@@ -34,6 +33,7 @@ from infrastructure.http.params import (
     no_unknown_parameters,
 )
 from infrastructure.http.schemas import (
+    RETRY_AFTER,
     ExpiryRow,
     HistoryEntry,
     LedgerJSONResponse,
@@ -66,7 +66,6 @@ async def require_read_token(
         raise HTTPException(401, "missing or wrong bearer token", headers=challenge)
 
 
-RETRY_AFTER = {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}}
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "A position never recorded, or a bad cursor"},
     401: {"model": Problem, "description": "Missing or wrong bearer token"},

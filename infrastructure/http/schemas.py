@@ -223,3 +223,7 @@ NOT_JSON_EXAMPLE = {
     "id": "9b1c0d2e3f4a5b6c",
     "detail": "the body is not JSON (Expecting value: line 1 column 1 (char 0))",
 }
+
+
+# The header a transient answer carries (the webhook's and the reads' documents share it).
+RETRY_AFTER = {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}}

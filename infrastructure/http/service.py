@@ -22,19 +22,20 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from functools import partial
 from types import FrameType
 from typing import Any
 
+from domain import services
 from domain.ledger import Ledger
+from infrastructure.http.checkpoints import Checkpointer
 from infrastructure.http.config import HttpConfig
 from infrastructure.http.freshness import Follower, Positions, ViewWatcher, live_positions
 from infrastructure.http.metrics import Metrics, StoreState
 from infrastructure.http.threads import in_daemon_thread
 from infrastructure.http.writer import GroupCommitWriter
 from infrastructure.settings import Settings
+from infrastructure.views.queries import Queries
 from infrastructure.wiring import open_ledger
-from projections.queries import Queries
 from projections.runner import Projector
 
 HTTP_SOURCE = "HTTP delivery (POST /webhooks/capillary)"  # kept with each quarantined payload
@@ -65,7 +66,7 @@ class Service:
         """View positions, lag and quarantine size, for a scrape (blocking)."""
         return StoreState(
             views=self.projector.status(),
-            quarantine_open=int(self.ledger.store.counts()["quarantined"]),
+            quarantine_open=int(services.counts(self.ledger)["quarantined"]),
         )
 
     def positions(self) -> tuple[int, Positions]:
@@ -88,8 +89,12 @@ async def running_service(
     with ExitStack() as stack:
         ledger = stack.enter_context(open_ledger(settings))
         projector = Projector(ledger)
+        checkpointer = Checkpointer(ledger)
+        recording = services.Recording(
+            ledger, source=HTTP_SOURCE, on_recorded=checkpointer.recorded
+        )
         writer = GroupCommitWriter(
-            partial(ledger.receive, sources=HTTP_SOURCE),
+            recording.record,
             max_group=config.max_group_size,
             max_pending=config.max_pending,
             max_pending_bytes=config.max_pending_bytes,
@@ -107,6 +112,7 @@ async def running_service(
         )
         follower = Follower(lambda: Projector(ledger))
         writer.start()
+        checkpointer.start()
         if config.follow:
             follower.start()
         _drain_on_signals(service, delay=config.drain_seconds)
@@ -122,6 +128,7 @@ async def running_service(
             # in the time left, and stop the follower without waiting on the database.
             await writer.close(timeout=0.5)
             follower.stop(timeout=0.5)
+            checkpointer.stop(timeout=0.5)
             # Closing the store can wait on a connection still in use by a stuck commit.
             closing = stack.pop_all()
             try:

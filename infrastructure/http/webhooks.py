@@ -29,6 +29,7 @@ from infrastructure.http.schemas import (
     NOT_JSON_EXAMPLE,
     PAYLOAD_EXAMPLES,
     RECEIPT_EXAMPLES,
+    RETRY_AFTER,
     LedgerJSONResponse,
     Problem,
     Receipt,
@@ -49,7 +50,6 @@ REQUEST_BODY: dict[str, Any] = {
         },
     }
 }
-RETRY_AFTER = {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}}
 
 
 def responses(config: HttpConfig) -> dict[int | str, dict[str, Any]]:

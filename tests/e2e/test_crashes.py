@@ -21,8 +21,8 @@ import pytest
 
 from domain.audit import Auditor
 from infrastructure.settings import Settings
+from infrastructure.views.queries import Queries
 from infrastructure.wiring import open_ledger
-from projections.queries import Queries
 from projections.runner import Projector
 from projections.views import VIEWS
 from tests.conftest import generated

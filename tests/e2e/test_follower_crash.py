@@ -14,8 +14,8 @@ import pytest
 
 from domain.ledger import membership_record
 from infrastructure.settings import Settings
+from infrastructure.views.queries import Queries
 from infrastructure.wiring import open_ledger
-from projections.queries import Queries
 from projections.runner import Projector
 from projections.views import VIEWS
 from tests.conftest import generated

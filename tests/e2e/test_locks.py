@@ -26,8 +26,8 @@ import psycopg
 
 from domain.ledger import Ledger
 from infrastructure.settings import Settings
+from infrastructure.views.sqlite import lock_byte
 from infrastructure.wiring import open_ledger
-from projections.locks import lock_byte
 from projections.runner import Projector
 from projections.views import VIEWS
 from tests.conftest import generated

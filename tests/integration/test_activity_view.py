@@ -8,7 +8,7 @@ from datetime import UTC, date, timedelta
 
 from domain.ledger import Ledger
 from domain.membership import PartnerMembership
-from projections.queries import Queries
+from infrastructure.views.queries import Queries
 from projections.runner import Projector
 from projections.views import ACTIVITY
 from tests.conftest import generated

@@ -12,14 +12,14 @@ from uuid import uuid4
 
 import pytest
 
+from domain.errors import LockHeldError, RebuildError
 from domain.ledger import Ledger, membership_record
 from infrastructure.settings import Settings
+from infrastructure.views.queries import Queries
 from infrastructure.wiring import open_ledger
 from projections import runner
-from projections.locks import LockHeldError
 from projections.log import touched_streams
-from projections.queries import Queries
-from projections.runner import Projector, RebuildError
+from projections.runner import Projector
 from projections.views import EXPIRY, MEMBERSHIPS, VIEWS
 from tests.conftest import generated
 
@@ -139,7 +139,7 @@ def test_a_batch_reads_the_touched_streams_up_to_its_end_only(ledger: Ledger) ->
     recorder: Any = ledger.recorder
     middle = recorder.select_notifications(start=0, limit=600)[-1].id
     touched = list({n.originator_id for n in recorder.select_notifications(start=0, limit=900)})
-    streams = touched_streams(recorder, touched, up_to=middle)
+    streams = touched_streams(Projector(ledger).log, touched, up_to=middle)
     assert streams == recorder.select_streams(touched, up_to=middle)
     assert max(p for stream in streams.values() for p, _ in stream) == middle
 

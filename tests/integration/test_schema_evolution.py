@@ -17,7 +17,7 @@ from domain.history import Chronicle
 from domain.integrity import parse_anchor
 from domain.ledger import Ledger, membership_record
 from domain.membership import PartnerMembership
-from projections.queries import Queries
+from infrastructure.views.queries import Queries
 from projections.runner import Projector
 from tests.conftest import FIXTURES
 

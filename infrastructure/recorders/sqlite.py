@@ -1,0 +1,111 @@
+"""The ledger's recorder on SQLite: the library's recorder with the ledger's tables in its one
+transaction (`infrastructure.recorders`); SQLite has one writer at a time anyway.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import PersistenceError, StoredEvent
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+
+from domain.errors import StoreRefusedError
+from infrastructure.ledger_queries import chunks, marks
+from infrastructure.recorders.tables import ADDED_COLUMNS, LedgerTables, refusal
+from infrastructure.views.sqlite import SQLiteViewStorage
+
+# SQLite's equivalents: SQLITE_TOOBIG, SQLITE_MISMATCH, and SQLITE_CONSTRAINT_TRIGGER (the only
+# way an SQLite trigger can refuse a value). Unique and primary-key violations stay conflicts.
+REFUSING_SQLITE_CODES = frozenset({18, 20, 1811})
+
+
+class SQLiteLedgerRecorder(LedgerTables, SQLiteApplicationRecorder):
+    """SQLite: one writer at a time, so everything goes in the library's one transaction."""
+
+    placeholder = "?"
+    uuid_type = "TEXT"
+    bytes_type = "BLOB"
+    position_column = "rowid"
+
+    def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name)
+        self.events_table = events_table_name
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), *self.ledger_ddl()]
+
+    def create_table(self) -> None:
+        super().create_table()
+        table, column = ADDED_COLUMNS[0]
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(f"PRAGMA table_info({table})")
+            if column not in {row["name"] for row in curs.fetchall()}:
+                with suppress(sqlite3.OperationalError):  # another process added it first
+                    curs.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+
+    def originator(self, value: UUID) -> Any:
+        return value.hex
+
+    @contextmanager
+    def reading(self) -> Iterator[Any]:
+        with self.datastore.transaction(commit=False) as curs:
+            yield curs
+
+    def view_storage(self) -> SQLiteViewStorage:
+        """The projections' storage in this database (`projections.storage`)."""
+        return SQLiteViewStorage(self, self, datastore=self.datastore)
+
+    def writing(self) -> AbstractContextManager[None]:
+        return nullcontext()  # SQLite has one writer at a time anyway
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        try:
+            return super().insert_events(stored_events, **kwargs)
+        except PersistenceError as error:
+            if _refused(error):
+                raise StoreRefusedError(refusal(error)) from None
+            raise
+
+    def _insert_events(
+        self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        self._write_keys(c, kwargs.get("keys", ()))
+        self._write_quarantine(c, kwargs.get("quarantine", ()))
+        self._write_resolutions(c, kwargs.get("resolutions", ()))
+        notification_ids = super()._insert_events(c, stored_events, **kwargs)
+        hashes = self._write_inbox(c, kwargs.get("inbox", ()), stored_events)
+        self._write_heads(c, kwargs.get("heads", ()), hashes)
+        return notification_ids
+
+    # --- how SQLite spells the shared SQL --------------------------------------------------
+
+    def sql(self, text: str) -> str:
+        return text.replace("%s", self.placeholder)
+
+    def member_of(self, column: str, values: Sequence[Any]) -> Iterator[tuple[str, list[Any]]]:
+        """Chunks of placeholders (SQLite has no arrays)."""
+        for chunk in chunks(list(values)):
+            yield f"{column} IN ({marks(chunk)})", chunk
+
+    def pairs_in(
+        self, columns: tuple[str, str], pairs: Sequence[tuple[Any, Any]], types: tuple[str, str]
+    ) -> Iterator[tuple[str, list[Any]]]:
+        first, second = columns
+        for chunk in chunks(list(pairs), 250):
+            condition = " OR ".join([f"({first} = %s AND {second} = %s)"] * len(chunk))
+            yield f"({condition})", [value for pair in chunk for value in pair]
+
+
+def _refused(error: BaseException) -> bool:
+    """True when the driver's error under the library's one refuses the data itself."""
+    cause = error.__cause__
+    return (
+        isinstance(cause, sqlite3.Error)
+        and getattr(cause, "sqlite_errorcode", None) in REFUSING_SQLITE_CODES
+    )

@@ -1,0 +1,221 @@
+"""The views on PostgreSQL: rows written by COPY, session advisory locks, LISTEN/NOTIFY.
+
+A lock is a session advisory lock (key ``hashtext('partner-ledger:NAME')``) on a connection of
+its own. It lasts as long as that session: a killed process releases it, but so does an outage
+or ``pg_terminate_backend``, while the process goes on; so `HeldLock.check` asks the server
+(one round trip, with a deadline).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import psycopg
+from eventsourcing.persistence import InterfaceError, OperationalError
+from eventsourcing.postgres import PostgresDatastore
+from psycopg.rows import tuple_row
+
+from domain.errors import LockLostError
+from infrastructure.ledger_queries import LedgerQueries
+from infrastructure.views.log import LogRecorder, RecorderLog
+from infrastructure.views.store import SQLViewStore
+from projections.locks import HeldLock, Patience
+from projections.store import Generation, Row
+from projections.views import View
+
+STATEMENT_DEADLINE_MS = 5000  # a lock connection's every statement, the check included
+
+
+def connection_params(datastore: PostgresDatastore) -> dict[str, Any]:
+    """Connection parameters of the library's pool, for the few connections that must live
+    outside it: advisory locks and LISTEN."""
+    kwargs = datastore.pool.kwargs
+    assert isinstance(kwargs, dict)  # the library's pool always keeps them
+    return {k: kwargs[k] for k in ("dbname", "host", "port", "user", "password") if k in kwargs}
+
+
+class PostgresViewStore(SQLViewStore):
+    def __init__(self, datastore: PostgresDatastore, *, schema_lock: int) -> None:
+        self.datastore = datastore
+        self.schema_lock = schema_lock
+        super().__init__()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with self.datastore.transaction(commit=True) as cursor:
+            yield cursor
+
+    @contextmanager
+    def _reading(self) -> Iterator[Any]:
+        # Autocommit, one statement: one round trip instead of BEGIN, SELECT, ROLLBACK.
+        with self.datastore.get_connection() as conn, conn.cursor() as cursor:
+            yield cursor
+
+    def _lock_schema(self, cursor: Any) -> None:
+        # Serialize with other processes creating tables (see the ledger recorder).
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", (self.schema_lock,))
+
+    def _analyze(self, generation: Generation) -> None:
+        # A table filled by COPY has no planner statistics yet; give them to it before
+        # readers and the follower's DELETEs start planning against it.
+        with self.transaction() as cursor:
+            cursor.execute(f"ANALYZE {generation.table}")
+
+    def _insert(self, cursor: Any, view: View, generation: Generation, rows: Sequence[Row]) -> None:
+        if not rows:
+            return
+        names = ", ".join(view.column_names)
+        with cursor.copy(f"COPY {generation.table} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def _columns(self, table: str) -> list[dict[str, Any]]:
+        return self.query(
+            "SELECT column_name AS name FROM information_schema.columns "
+            "WHERE table_name = %s AND table_schema = current_schema()",
+            (table,),
+        )
+
+
+class PostgresLog(RecorderLog):
+    read_ahead = True
+
+    def _tuples(self, cursor: Any) -> None:
+        cursor.row_factory = tuple_row
+
+
+_HOLDS = (
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+    "AND pid = pg_backend_pid() AND objsubid = 1 "
+    "AND classid = ((hashtext(%(key)s)::bigint >> 32) & 4294967295)::oid "
+    "AND objid = (hashtext(%(key)s)::bigint & 4294967295)::oid)"
+)
+
+
+class AdvisoryLock:
+    def __init__(self, params: dict[str, Any], name: str, patience: Patience) -> None:
+        self.name = name
+        self.key = f"partner-ledger:{name}"
+        self.connection = psycopg.connect(
+            **params,
+            autocommit=True,
+            connect_timeout=5,
+            application_name=f"partner-ledger lock {name} pid {os.getpid()}"[:63],
+            options=f"-c statement_timeout={STATEMENT_DEADLINE_MS}",
+            # A silent network: notice within seconds rather than the kernel's hours.
+            keepalives=1,
+            keepalives_idle=5,
+            keepalives_interval=1,
+            keepalives_count=3,
+            tcp_user_timeout=STATEMENT_DEADLINE_MS,
+        )
+        try:
+            while not self._try():
+                patience.pause()
+        except BaseException:
+            self.connection.close()
+            raise
+
+    def _try(self) -> bool:
+        row = self.connection.execute(
+            "SELECT pg_try_advisory_lock(hashtext(%s))", (self.key,)
+        ).fetchone()
+        return bool(row and row[0])
+
+    def check(self) -> None:
+        try:
+            row = self.connection.execute(_HOLDS, {"key": self.key}).fetchone()
+        except psycopg.Error as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else "closed"
+            raise LockLostError(
+                f"lost the lock {self.name!r}: its database session ended ({reason})"
+            ) from None
+        if not row or not row[0]:
+            raise LockLostError(f"lost the lock {self.name!r}: its session no longer holds it")
+
+    def release(self) -> None:
+        with suppress(psycopg.Error):  # a broken session has released it already
+            self.connection.close()
+
+
+class AdvisoryLocks:
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.params = params
+
+    def acquire(
+        self, name: str, *, timeout: float = 0.0, cancel: threading.Event | None = None
+    ) -> HeldLock:
+        return AdvisoryLock(self.params, name, Patience(name, timeout, cancel))
+
+
+class NotifyWaiter:
+    """LISTEN/NOTIFY (reconnecting after an outage, polling meanwhile)."""
+
+    def __init__(self, params: dict[str, Any], channel: str, timeout: float) -> None:
+        self.params = params
+        self.channel = channel
+        self.timeout = timeout
+        self.connection: psycopg.Connection[Any] | None = None
+
+    def __enter__(self) -> NotifyWaiter:
+        return self
+
+    def _listen(self) -> psycopg.Connection[Any] | None:
+        if self.connection is None:
+            try:
+                self.connection = psycopg.connect(**self.params, autocommit=True, connect_timeout=5)
+                self.connection.execute(f"LISTEN {self.channel}")
+            except psycopg.Error:
+                self.connection = None
+        return self.connection
+
+    def wait(self, stop: threading.Event) -> None:
+        connection = self._listen()
+        if connection is None:
+            stop.wait(self.timeout)
+            return
+        try:
+            for _ in connection.notifies(timeout=self.timeout, stop_after=1):
+                break
+        except psycopg.Error:
+            connection.close()
+            self.connection = None
+            stop.wait(self.timeout)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.connection is not None:
+            self.connection.close()
+
+
+class PostgresViewStorage:
+    """`projections.storage.ViewStorage` on PostgreSQL."""
+
+    transient: tuple[type[Exception], ...] = (
+        OperationalError,  # the library's, around the driver's
+        InterfaceError,
+        psycopg.OperationalError,
+        psycopg.InterfaceError,
+        OSError,
+    )
+
+    def __init__(
+        self,
+        recorder: LedgerQueries,
+        notifications: LogRecorder,
+        *,
+        datastore: PostgresDatastore,
+        channel: str,
+        schema_lock: int,
+    ) -> None:
+        self.params = connection_params(datastore)
+        self.channel = channel
+        self.store = PostgresViewStore(datastore, schema_lock=schema_lock)
+        self.log = PostgresLog(recorder, notifications)
+        self.locks = AdvisoryLocks(self.params)
+
+    def waiter(self, *, backstop_seconds: float, poll_seconds: float) -> NotifyWaiter:
+        return NotifyWaiter(self.params, self.channel, backstop_seconds)
