@@ -14,6 +14,7 @@ smallest pool a deployment may configure, which ``create_table`` once could not 
 from __future__ import annotations
 
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +32,25 @@ from tests.conftest import ADMIN_URL, PostgresServer
 _server = PostgresServer(ADMIN_URL)
 
 
+def _join_threads_started_since(before: set[threading.Thread]) -> None:
+    """Wait for the threads a case started and left running: the library's concurrent case
+    tells its reader threads to stop but does not join them, and closing the datastore under
+    a reader that is still in SQLite's C code crashed the interpreter (seen once, exit 139).
+    Daemon threads (the connection pool's workers) end with the pool instead."""
+    for thread in threading.enumerate():
+        if thread not in before and not thread.daemon and thread is not threading.current_thread():
+            thread.join(timeout=30)
+
+
 class _OnPostgres:
     """A fresh database per case and a pool of one connection."""
 
     url: str
     datastore: PostgresDatastore
+    threads: set[threading.Thread]
 
     def setUp(self) -> None:
+        self.threads = set(threading.enumerate())
         self.url = _server.create()
         name = self.url.rsplit("/", 1)[1]
         self.datastore = PostgresDatastore(
@@ -54,6 +67,7 @@ class _OnPostgres:
 
     def tearDown(self) -> None:
         super().tearDown()  # type: ignore[misc]
+        _join_threads_started_since(self.threads)
         self.datastore.close()
         _server.drop(self.url)
 
@@ -68,14 +82,17 @@ class _OnSQLite:
 
     directory: tempfile.TemporaryDirectory[str]
     datastore: SQLiteDatastore
+    threads: set[threading.Thread]
 
     def setUp(self) -> None:
+        self.threads = set(threading.enumerate())
         self.directory = tempfile.TemporaryDirectory()
         self.datastore = SQLiteDatastore(str(Path(self.directory.name) / "ledger.db"))
         super().setUp()  # type: ignore[misc]
 
     def tearDown(self) -> None:
         super().tearDown()  # type: ignore[misc]
+        _join_threads_started_since(self.threads)
         self.datastore.close()
         self.directory.cleanup()
 
