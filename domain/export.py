@@ -1,7 +1,9 @@
-"""Memberships as exported: the export's fields, JSON-ready values."""
+"""Records as the doors export them: memberships (the export's fields) and quarantine entries,
+JSON-ready values."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -47,3 +49,23 @@ def jsonable(value: Any) -> Any:
 def membership_record(state: MembershipState) -> dict[str, Any]:
     """A membership as exported: exactly the export keys, JSON-ready."""
     return {name: jsonable(getattr(state, name)) for name in EXPORT_FIELDS}
+
+
+def quarantine_record(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A quarantine entry as both doors show it (``quarantine list --json``, ``/quarantine``):
+    its id, reason, sentence, receipt times and count, resolution and source."""
+
+    def moment(us: int | None) -> str | None:
+        return None if us is None else iso(datetime.fromtimestamp(us / 1e6, tz=UTC))
+
+    return {
+        "id": row["id"],
+        "reason": row["reason"],
+        "detail": row["detail"],
+        "received_at": moment(row["received_at_us"]),
+        "last_received_at": moment(row["last_received_at_us"]),
+        "times_received": row["times_received"],
+        "resolved_at": moment(row["resolved_at_us"]),
+        "resolution": row["resolution"],
+        "source": row.get("source"),
+    }

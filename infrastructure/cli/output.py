@@ -13,7 +13,6 @@ import json
 import shutil
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any, TextIO
 
 Names = Mapping[tuple[int, int], str | None]
@@ -280,19 +279,6 @@ def outcome_json(outcome: Any) -> dict[str, Any]:
 
 
 def quarantine_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    from domain.ledger import iso
+    from domain.export import quarantine_record
 
-    def moment(us: int | None) -> str | None:
-        return None if us is None else iso(datetime.fromtimestamp(us / 1e6, tz=UTC))
-
-    return {
-        "id": row["id"],
-        "reason": row["reason"],
-        "detail": row["detail"],
-        "received_at": moment(row["received_at_us"]),
-        "last_received_at": moment(row["last_received_at_us"]),
-        "times_received": row["times_received"],
-        "resolved_at": moment(row["resolved_at_us"]),
-        "resolution": row["resolution"],
-        "source": row.get("source"),
-    }
+    return quarantine_record(row)

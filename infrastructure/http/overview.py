@@ -14,10 +14,11 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from domain import services
-from domain.errors import ViewBehindError
+from domain.export import quarantine_record
 from domain.ledger import iso, parse_all
 from domain.notifications import Notification
 from infrastructure.http.auth import bearer_matches
+from infrastructure.http.reads import fresh_enough
 from infrastructure.http.schemas import LedgerJSONResponse
 from infrastructure.http.service import Service
 from projections.views import ACTIVITY, VIEWS, View
@@ -138,7 +139,7 @@ def quarantine(
     number of entries in all, and the reasons present."""
     every = services.quarantined(service.ledger, include_resolved=include_resolved)
     chosen = [row for row in every if reason is None or row["reason"] == reason]
-    shown = [_quarantine_row(row) for row in chosen[(page - 1) * size : page * size]]
+    shown = [quarantine_record(row) for row in chosen[(page - 1) * size : page * size]]
     payloads = services.quarantine_payloads(service.ledger, [entry["id"] for entry in shown])
     for entry in shown:
         entry["raw"] = payloads[entry["id"]]
@@ -155,22 +156,6 @@ def accepted_now(raw: bytes) -> bool:
     return isinstance(parse_all([raw])[0], Notification)
 
 
-def _quarantine_row(row: dict[str, Any]) -> dict[str, Any]:
-    def moment(us: int | None) -> str | None:
-        return None if us is None else iso(datetime.fromtimestamp(us / 1e6, tz=UTC))
-
-    return {
-        "id": row["id"],
-        "reason": row["reason"],
-        "detail": row["detail"],
-        "received_at": moment(row["received_at_us"]),
-        "last_received_at": moment(row["last_received_at_us"]),
-        "times_received": row["times_received"],
-        "resolved_at": moment(row["resolved_at_us"]),
-        "resolution": row["resolution"],
-    }
-
-
 OptionalId = Annotated[int | None, Query(ge=0, le=MAX_ID)]
 MinPosition = Annotated[
     int | None,
@@ -181,25 +166,9 @@ MinPosition = Annotated[
 
 
 async def _fresh(service: Service, views: tuple[View, ...], min_position: int | None) -> None:
-    """Return once every one of ``views`` is live (and at ``min_position`` when given), as the
-    other read endpoints do: 503 with Retry-After when not, 400 beyond the log's head."""
+    """Return once every one of ``views`` can answer, as the other read endpoints do."""
     for view in views:
-        position = await service.watcher.position(view.name)
-        if position is None:
-            raise HTTPException(
-                503, "the views are being built; retry shortly", {"Retry-After": "1"}
-            )
-        if min_position is None or position >= min_position:
-            continue
-        head = await run_in_threadpool(service.projector.head)
-        if min_position > head:
-            raise HTTPException(400, f"position {min_position} was never recorded (head is {head})")
-        try:
-            await service.watcher.wait_for(
-                view.name, min_position, timeout=service.config.read_wait_seconds
-            )
-        except ViewBehindError as error:
-            raise HTTPException(503, str(error), {"Retry-After": "1"}) from None
+        await fresh_enough(service, view, min_position)
 
 
 @router.get("/overview", summary="What the dashboard's overview shows", response_model=None)

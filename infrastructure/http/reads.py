@@ -82,7 +82,7 @@ router = APIRouter(
 )
 
 
-async def _fresh_enough(service: Service, view: View, min_position: int | None) -> None:
+async def fresh_enough(service: Service, view: View, min_position: int | None) -> None:
     """Return once ``view`` can answer: live, and at ``min_position`` when one is given."""
     position = await service.watcher.position(view.name)
     if position is None:
@@ -127,7 +127,7 @@ async def membership(
         except MembershipNotFoundError as error:
             raise HTTPException(404, str(error)) from None
         return LedgerJSONResponse(membership_record(state))
-    await _fresh_enough(service, MEMBERSHIPS, min_position)
+    await fresh_enough(service, MEMBERSHIPS, min_position)
     record = await run_in_threadpool(service.queries.membership, org, customer, program)
     if record is None:
         raise HTTPException(
@@ -146,7 +146,7 @@ async def customer_memberships(
     request: Request, org: Id, customer: Id, min_position: MinPosition = None
 ) -> LedgerJSONResponse:
     service = _service(request)
-    await _fresh_enough(service, MEMBERSHIPS, min_position)
+    await fresh_enough(service, MEMBERSHIPS, min_position)
     records = await run_in_threadpool(service.queries.customer_memberships, org, customer)
     if not records:
         raise HTTPException(
@@ -205,7 +205,7 @@ async def expiring(
     if last is not None and last < first:
         raise HTTPException(422, f"to: {last} is before from {first}: nothing can match")
     after = decode_cursor(cursor) if cursor is not None else None
-    await _fresh_enough(service, EXPIRY, min_position)
+    await fresh_enough(service, EXPIRY, min_position)
     rows = await run_in_threadpool(
         lambda: service.queries.expiring(
             org_id=org,
@@ -240,7 +240,7 @@ async def tiers(
     min_position: MinPosition = None,
 ) -> LedgerJSONResponse:
     service = _service(request)
-    await _fresh_enough(service, MEMBERSHIPS, min_position)
+    await fresh_enough(service, MEMBERSHIPS, min_position)
     rows = await run_in_threadpool(
         lambda: service.queries.tiers(org_id=org, partner_program_id=program)
     )
