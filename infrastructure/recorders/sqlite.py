@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 from uuid import UUID
 
@@ -16,7 +16,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 from domain.errors import StoreRefusedError
 from infrastructure.ledger_queries import chunks, marks
 from infrastructure.recorders.tables import ADDED_COLUMNS, LedgerTables, refusal
-from infrastructure.views.sqlite import SQLiteViewStorage
+from infrastructure.views.sqlite import SQLiteViewStorage, write_transaction
 
 # SQLite's equivalents: SQLITE_TOOBIG, SQLITE_MISMATCH, and SQLITE_CONSTRAINT_TRIGGER (the only
 # way an SQLite trigger can refuse a value). Unique and primary-key violations stay conflicts.
@@ -41,11 +41,19 @@ class SQLiteLedgerRecorder(LedgerTables, SQLiteApplicationRecorder):
     def create_table(self) -> None:
         super().create_table()
         table, column = ADDED_COLUMNS[0]
-        with self.datastore.transaction(commit=True) as curs:
+        if column in self._columns(table):
+            return  # every start but the first after an upgrade: nothing to write
+        # Read and write under the write lock: processes starting together on an old file
+        # would otherwise fail at once ("database is locked") instead of waiting their turn.
+        with write_transaction(self.datastore) as curs:
             curs.execute(f"PRAGMA table_info({table})")
             if column not in {row["name"] for row in curs.fetchall()}:
-                with suppress(sqlite3.OperationalError):  # another process added it first
-                    curs.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+                curs.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+
+    def _columns(self, table: str) -> set[str]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(f"PRAGMA table_info({table})")
+            return {row["name"] for row in curs.fetchall()}
 
     def originator(self, value: UUID) -> Any:
         return value.hex

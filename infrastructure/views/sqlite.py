@@ -16,7 +16,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,22 @@ from projections.store import Generation, Row
 from projections.views import View
 
 
+@contextmanager
+def write_transaction(datastore: SQLiteDatastore) -> Iterator[Any]:
+    """A transaction that takes SQLite's write lock up front (BEGIN IMMEDIATE), waiting for it
+    as long as the busy timeout allows. A transaction that reads first and writes later cannot
+    wait for another writer: it fails at once with "database is locked"."""
+    with datastore.get_connection(commit=True) as connection:
+        cursor = connection.cursor()
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            yield cursor
+        except BaseException:
+            connection.rollback()
+            raise
+        connection.commit()
+
+
 class SQLiteViewStore(SQLViewStore):
     def __init__(self, datastore: SQLiteDatastore) -> None:
         self.datastore = datastore
@@ -40,19 +56,8 @@ class SQLiteViewStore(SQLViewStore):
     def _sql(self, text: str) -> str:
         return text.replace("%s", "?")
 
-    @contextmanager
-    def transaction(self) -> Iterator[Any]:
-        # Take the write lock up front (BEGIN IMMEDIATE). A transaction that reads first and
-        # writes later cannot wait for another writer: it fails at once.
-        with self.datastore.get_connection(commit=True) as connection:
-            cursor = connection.cursor()
-            cursor.execute("BEGIN IMMEDIATE")
-            try:
-                yield cursor
-            except BaseException:
-                connection.rollback()
-                raise
-            connection.commit()
+    def transaction(self) -> AbstractContextManager[Any]:
+        return write_transaction(self.datastore)
 
     @contextmanager
     def _reading(self) -> Iterator[Any]:
