@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import quote
@@ -34,9 +36,7 @@ def open_ledger(settings: Settings, *, create: bool = True) -> Iterator[Ledger]:
             where = settings.display_db if settings.is_postgres else _sqlite_path(settings)
             raise NoLedgerError(f"no ledger at {where}: 'partner-ledger ingest' creates one")
         _prepare_sqlite(settings)
-        ledger = Ledger(
-            env=settings.eventsourcing_env(), clock=system_clock, attempts=ConflictAttempts()
-        )
+        ledger = _started(settings)
     except (PersistenceError, sqlite3.Error, psycopg.Error, OSError) as error:
         raise StorageUnavailableError(
             f"cannot open the ledger database {settings.display_db}: {first_line(error)}"
@@ -49,6 +49,26 @@ def open_ledger(settings: Settings, *, create: bool = True) -> Iterator[Ledger]:
         ) from None
     finally:
         ledger.close()
+
+
+STARTUP_SECONDS = 15.0
+
+
+def _started(settings: Settings) -> Ledger:
+    """The Ledger, its tables made when missing. On SQLite, processes starting together on a
+    new file can meet a lock that SQLite refuses at once instead of waiting for ("database is
+    locked": one of them read the schema, then needs to write it): start-up is idempotent, so
+    it is tried again, for at most `STARTUP_SECONDS`."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while True:
+        try:
+            return Ledger(
+                env=settings.eventsourcing_env(), clock=system_clock, attempts=ConflictAttempts()
+            )
+        except (PersistenceError, sqlite3.OperationalError) as error:
+            if settings.is_postgres or "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.02, 0.2))
 
 
 def _sqlite_path(settings: Settings) -> str:
