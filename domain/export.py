@@ -9,28 +9,8 @@ from typing import Any
 
 from domain.membership import MembershipState
 
-EXPORT_FIELDS = (
-    "org_id",
-    "customer_id",
-    "partner_program_id",
-    "loyalty_program_id",
-    "partner_program_name",
-    "partner_program_type",
-    "status",
-    "link_inferred",
-    "linked_at",
-    "delinked_at",
-    "tier_number",
-    "tier_expiry_date",
-    "tier_expiry_at",
-    "membership_number",
-    "membership_expiry_date",
-    "membership_expiry_at",
-    "scheduled_expiry_date",
-    "last_update_type",
-    "last_reminder_at",
-    "event_count",
-)
+# The export's keys are the state's fields, in their order: one list, kept by MembershipState.
+EXPORT_FIELDS: tuple[str, ...] = MembershipState._fields
 
 
 def iso(moment: datetime) -> str:
