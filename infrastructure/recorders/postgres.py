@@ -1,6 +1,7 @@
 """The ledger's recorder on PostgreSQL: the library's recorder with the ledger's tables in
-the same transaction (`infrastructure.recorders`), events and rows sent as binary arrays, one
-writer at a time under an advisory lock, and a refusal of the data raised at once.
+the same transaction (`infrastructure.recorders`), events and inbox rows sent by binary COPY
+under the library's table lock (other rows as binary arrays), one writer at a time under an
+advisory lock, and a refusal of the data raised at once.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from eventsourcing.persistence import (
     StoredEvent,
 )
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from psycopg.sql import SQL, Composed, Identifier
+from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from domain.errors import StoreRefusedError
 from infrastructure.recorders.tables import (
@@ -35,6 +36,7 @@ from infrastructure.views.postgres import PostgresViewStorage
 
 # PostgreSQL SQLSTATE classes that refuse the data itself: retrying cannot help.
 REFUSING_SQLSTATE_CLASSES = frozenset({"22", "54"})
+EVENT_COLUMNS = ("originator_id", "originator_version", "topic", "state", "notification_id")
 # As the library retries a transient failure of insert_events: 10 attempts, 0.2 s apart.
 INSERT_ATTEMPTS = 10
 INSERT_RETRY_SECONDS = 0.2
@@ -49,23 +51,23 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
         self.events_table = events_table_name
         self.sql_create_statements.extend(Composed([SQL(s)]) for s in self.ledger_ddl())
         self.sql_create_statements.extend(Composed([SQL(s)]) for s in MIGRATIONS)
-        self.insert_events_arrays = SQL(
-            "INSERT INTO {table} (originator_id, originator_version, topic, state) "
-            "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
-            "RETURNING notification_id"
-        ).format(table=Identifier(events_table_name))
+        # The ids the library's column default would give, taken in one statement under its
+        # table lock: the COPY then writes them, and the caller gets them without RETURNING.
+        self.next_ids = SQL(
+            "SELECT nextval(pg_get_serial_sequence({table}, 'notification_id')) AS id "
+            "FROM generate_series(1, %s) ORDER BY id"
+        ).format(table=Literal(f"{self.datastore.schema}.{events_table_name}"))
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        """The library's insert with its retries of transient failures, but not of a refusal
-        of the data (see the module docstring): that is raised at once."""
-        insert = PostgresApplicationRecorder.insert_events.__wrapped__  # without its @retry
+        """The events and the ledger's rows in one transaction (`_write`), tried again on a
+        transient failure as the library does, but not on a refusal of the data (see the
+        module docstring): that is raised at once."""
         attempt = 1
         while True:
             try:
-                result: Sequence[int] | None = insert(self, stored_events, **kwargs)
-                return result
+                return self._write(stored_events, **kwargs)
             except PersistenceError as error:
                 if _refused(error):
                     raise StoreRefusedError(refusal(error)) from None
@@ -74,6 +76,42 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
                     raise
             attempt += 1
             time.sleep(INSERT_RETRY_SECONDS)
+
+    def _write(self, stored_events: Sequence[StoredEvent], **rows: Any) -> Sequence[int] | None:
+        """What the library's insert does (its table lock and NOTIFY, ids from the table's
+        own sequence, in order), with the events and the inbox sent by binary COPY. The
+        statements before the COPY go in one pipeline: deadline, keys, quarantine and
+        resolutions (before the lock, as every writer takes them), the lock, NOTIFY, ids."""
+        notification_ids: list[int] | None = None
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            with conn.pipeline() as pipeline:
+                try:
+                    self._insert_events(curs, stored_events, **rows)
+                    if stored_events:
+                        self._lock_table(curs)
+                        self._notify_channel(curs)
+                        curs.execute(self.next_ids, (len(stored_events),), prepare=False)
+                    pipeline.sync()
+                    if stored_events:
+                        notification_ids = [row["id"] for row in curs.fetchall()]
+                except psycopg.Error as error:
+                    with suppress(psycopg.Error):
+                        pipeline.sync()  # the statements aborted after it
+                    raise error from None
+            if notification_ids is not None:
+                self._append_rows(
+                    curs,
+                    self.events_table,
+                    EVENT_COLUMNS,
+                    [
+                        (e.originator_id, e.originator_version, e.topic, e.state, position)
+                        for e, position in zip(stored_events, notification_ids, strict=True)
+                    ],
+                    types=[self.datastore.originator_id_type, "bigint", "text", "bytea", "bigint"],
+                )
+            hashes = self._write_inbox(curs, rows.get("inbox", ()), stored_events)
+            self._write_heads(curs, rows.get("heads", ()), hashes)
+        return notification_ids
 
     @contextmanager
     def writing(self) -> Iterator[None]:
@@ -162,6 +200,29 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
         ).fetchone()
         return columns is not None and columns["found"] == 1
 
+    def _append_rows(
+        self,
+        curs: Any,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[tuple[Any, ...]],
+        *,
+        types: Sequence[str] | None = None,
+    ) -> None:
+        """Rows appended by binary COPY: no statement text to parse, no arrays to build and
+        unpack, one pass through the table's indexes. A number too large for its column is
+        refused here (psycopg raises OverflowError before anything is sent)."""
+        statement = SQL("COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)").format(
+            table=Identifier(table), columns=SQL(", ").join(map(Identifier, columns))
+        )
+        try:
+            with curs.copy(statement) as copy:
+                copy.set_types(types or [COLUMN_TYPES[column] for column in columns])
+                for row in rows:
+                    copy.write_row(row)
+        except OverflowError as error:
+            raise StoreRefusedError(f"a number is out of the database's range: {error}") from None
+
     def _insert_rows(
         self,
         curs: Any,
@@ -183,25 +244,6 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
         # taken for prepared by psycopg, and its next use fails ("does not exist").
         curs.execute(sql, [list(column) for column in zip(*rows, strict=True)], prepare=False)
 
-    def _insert_stored_events(
-        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
-        """As the library does (table lock, NOTIFY, one INSERT ... RETURNING), with the
-        events as four binary arrays instead of an array of composites in text, which
-        psycopg escapes byte by byte in Python."""
-        self._lock_table(curs)
-        self._notify_channel(curs)
-        curs.execute(
-            self.insert_events_arrays,
-            (
-                [e.originator_id for e in stored_events],
-                [e.originator_version for e in stored_events],
-                [e.topic for e in stored_events],
-                [e.state for e in stored_events],
-            ),
-            prepare=True,
-        )
-
     def _insert_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
@@ -216,30 +258,10 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
         self._write_quarantine(curs, kwargs.get("quarantine", ()))
         self._write_resolutions(curs, kwargs.get("resolutions", ()))
 
-    def _fetch_ids_after_insert_events(
-        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        # The library has synced the pipeline by now, so a conflicting insert of events has
-        # already raised its IntegrityError; the inbox rows go in after, on a second cursor
-        # (the first one still holds the RETURNING rows read here).
-        notification_ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-        connection = curs.connection
-        # Synced here, so that a refused inbox row raises its own error: otherwise the heads
-        # statement queued after it fails too ("pipeline aborted", no SQLSTATE), and the
-        # library's pipeline exit raises that one instead.
-        with connection.pipeline() as pipeline:
-            try:
-                with connection.cursor() as inbox_cursor:
-                    hashes = self._write_inbox(inbox_cursor, kwargs.get("inbox", ()), stored_events)
-                    self._write_heads(inbox_cursor, kwargs.get("heads", ()), hashes)
-                pipeline.sync()
-            except psycopg.Error as error:
-                with suppress(psycopg.Error):
-                    pipeline.sync()  # the statements aborted after it
-                raise error from None
-        return notification_ids
-
     # --- how PostgreSQL spells the shared SQL ----------------------------------------------
+
+    def one_of(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        return f"{column} = ANY(%b)", [list(values)]
 
     def member_of(self, column: str, values: Sequence[Any]) -> Iterator[tuple[str, list[Any]]]:
         """One array parameter, sent in binary (psycopg quotes a text array element by

@@ -17,8 +17,10 @@ import tempfile
 import threading
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import psycopg
+from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 from eventsourcing.tests.persistence import (
@@ -26,6 +28,8 @@ from eventsourcing.tests.persistence import (
     NonInterleavingNotificationIDsBaseCase,
 )
 
+from domain.integrity import GENESIS
+from domain.rows import HeadRow, InboxRow
 from infrastructure.recorders import PostgresLedgerRecorder, SQLiteLedgerRecorder
 from tests.conftest import ADMIN_URL, PostgresServer
 
@@ -158,6 +162,90 @@ def test_postgres_recorder_starts_on_a_pool_of_one_connection(
             "ledger_customer_keys",
             "ledger_digests",
         } <= tables
+    finally:
+        datastore.close()
+        postgres.drop(url)
+
+
+def _write_with_ledger_rows(
+    recorder: PostgresLedgerRecorder | SQLiteLedgerRecorder, count: int
+) -> list[StoredEvent]:
+    """``count`` first events of new memberships, written with their inbox and head rows
+    (the ledger's write: events and inbox by COPY on PostgreSQL, executemany on SQLite)."""
+    events = [
+        StoredEvent(originator_id=uuid4(), originator_version=1, topic="tests:Linked", state=b"{}")
+        for _ in range(count)
+    ]
+    inbox = [
+        InboxRow(
+            membership_id=event.originator_id,
+            version=1,
+            org_id=7,
+            customer_id=n,
+            partner_program_id=70,
+            previous_hash=GENESIS,
+            fingerprint=f"fingerprint-{event.originator_id}",
+            event_id=f"event-{event.originator_id}",
+            occurred_at_ms=1_700_000_000_000,
+            recorded_at_us=1_700_000_000_000_000,
+        )
+        for n, event in enumerate(events)
+    ]
+    heads = [HeadRow(event.originator_id, 1, "{}") for event in events]
+    before = recorder.max_notification_id() or 0
+    notification_ids = recorder.insert_events(events, inbox=inbox, heads=heads)
+    # The ids the write returns are the ones the library's readers see, in the same order.
+    notifications = recorder.select_notifications(start=before + 1, limit=count + 1)
+    assert notification_ids == [n.id for n in notifications]
+    assert [n.originator_id for n in notifications] == [e.originator_id for e in events]
+    assert recorder.max_notification_id() == notifications[-1].id
+    return events
+
+
+def test_a_write_with_the_ledger_rows_gives_the_ids_the_sqlite_readers_see(
+    tmp_path: Path,
+) -> None:
+    datastore = SQLiteDatastore(str(tmp_path / "ledger.db"))
+    try:
+        recorder = SQLiteLedgerRecorder(datastore)
+        recorder.create_table()
+        _write_with_ledger_rows(recorder, 3)
+        # A second write continues the sequence where the first ended.
+        _write_with_ledger_rows(recorder, 2)
+        assert recorder.max_notification_id() == 5
+    finally:
+        datastore.close()
+
+
+def test_a_write_with_the_ledger_rows_notifies_and_reaches_a_subscription(
+    postgres: PostgresServer,
+) -> None:
+    # Given a recorder on a new database, a LISTEN on its channel and a subscription
+    url = postgres.create()
+    datastore = PostgresDatastore(
+        dbname=url.rsplit("/", 1)[1],
+        host="127.0.0.1",
+        port="5432",
+        user="postgres",
+        password="",
+        pool_size=3,
+        get_password_func=None,
+    )
+    try:
+        recorder = PostgresLedgerRecorder(datastore)
+        recorder.create_table()
+        with (
+            psycopg.connect(url, autocommit=True) as listener,
+            recorder.subscribe(gt=None) as subscription,
+        ):
+            listener.execute(f"LISTEN {recorder.channel_name}")
+            # When events are written with their inbox and head rows
+            events = _write_with_ledger_rows(recorder, 3)
+            # Then the library's NOTIFY was sent, and the subscription yields the events
+            assert len(list(listener.notifies(timeout=10, stop_after=1))) == 1
+            received = [next(subscription) for _ in events]
+            assert [n.originator_id for n in received] == [e.originator_id for e in events]
+            assert [n.id for n in received] == [1, 2, 3]
     finally:
         datastore.close()
         postgres.drop(url)

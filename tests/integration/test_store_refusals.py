@@ -13,12 +13,16 @@ import json
 import sqlite3
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import psycopg
 import pytest
+from eventsourcing.persistence import StoredEvent
 
-from domain.errors import StorageUnavailableError
+from domain.errors import StorageUnavailableError, StoreRefusedError
+from domain.integrity import GENESIS
 from domain.ledger import Ledger
+from domain.rows import InboxRow
 
 MARK = "refuse-me"
 
@@ -159,3 +163,31 @@ def test_sqlite_string_or_blob_too_big_is_a_refusal(tmp_path: Path) -> None:
         assert [o.status for o in outcomes] == ["recorded", "quarantined", "recorded"]
         assert outcomes[1].reason == "STORE_REFUSED"
         assert outcomes[1].detail is not None and "too big" in outcomes[1].detail
+
+
+def test_a_number_out_of_the_databases_range_is_a_refusal_and_nothing_is_written(
+    ledger: Ledger,
+) -> None:
+    """The parser keeps ids within 64 bits; below it, the write refuses what the driver
+    cannot send (PostgreSQL's binary COPY, SQLite's integers) as the store's own refusal,
+    which the ledger splits out of its batch, rather than failing with OverflowError."""
+    membership = uuid4()
+    event = StoredEvent(originator_id=membership, originator_version=1, topic="t", state=b"{}")
+    row = InboxRow(
+        membership_id=membership,
+        version=1,
+        org_id=7,
+        customer_id=2**64,
+        partner_program_id=70,
+        previous_hash=GENESIS,
+        fingerprint="f" * 64,
+        event_id=None,
+        occurred_at_ms=0,
+        recorded_at_us=0,
+    )
+
+    with pytest.raises(StoreRefusedError, match="out of the database's range"):
+        ledger.store.insert_events([event], inbox=[row])
+
+    assert ledger.store.counts()["recorded"] == 0
+    assert ledger.store.select_streams([membership]) == {}
