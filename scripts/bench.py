@@ -18,7 +18,9 @@ Figures:
    notification log with decoding of every event.
 3. freshness: with ``project --follow`` running, commit-to-visible latency in the memberships
    view; baseline: a bare LISTEN/NOTIFY round trip on the same server.
-4. queries: membership lookup and a 100-row ``expiring`` page, p50/p99.
+4. queries: membership lookup, a 100-row ``expiring`` page, and the period history (the
+   memberships of an org changed in a window of recording time, as ``history --org --from
+   --to`` asks the inbox's indexes), p50/p99.
 5. webhook: ``partner-ledger serve`` under ``scripts/bench_load.py`` (a separate process) on
    loopback, acknowledged (2xx, committed) deliveries/s and p50/p99 latency; baseline:
    ``scripts/bench_crud.py``, a FastAPI/uvicorn receiver upserting one row per request, under the
@@ -35,6 +37,7 @@ import argparse
 import itertools
 import json
 import os
+import random
 import resource
 import signal
 import socket
@@ -45,6 +48,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +58,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from domain.history import Chronicle  # noqa: E402
 from domain.ledger import Ledger  # noqa: E402
 from infrastructure.settings import Settings  # noqa: E402
 from infrastructure.views.queries import Queries  # noqa: E402
@@ -405,10 +410,18 @@ def bench_queries(ledger: Ledger, samples: int) -> list[dict[str, Any]]:
     ]
     lookup = timed(lambda key: queries.membership(*key), keys)
     pages = timed(lambda _: queries.expiring(limit=100), range(min(samples, 2000)))
+    chronicle = Chronicle(ledger)
+    periods = timed(
+        lambda window: chronicle.count_changed(
+            org_id=window[0], partner_program_id=None, start=window[1], end=window[2]
+        ),
+        recording_windows(ledger, min(samples, 2000)),
+    )
     rows = []
     for name, values, target in (
         ("membership lookup", lookup, 0.002),
         ("expiring 100-row page", pages, 0.010),
+        ("period history (history --org --from --to: memberships changed)", periods, 0.050),
     ):
         p50, p99 = percentiles(values)
         rows.append(figure(f"{name} p50 ms", p50 * 1e3, None, "-", True, unit="ms"))
@@ -418,6 +431,26 @@ def bench_queries(ledger: Ledger, samples: int) -> list[dict[str, Any]]:
             )
         )
     return rows
+
+
+def recording_windows(ledger: Ledger, samples: int) -> list[tuple[int, datetime, datetime]]:
+    """(org, from, to): a random twentieth of each org's span of recording times (the ingest
+    recorded everything within its run), the orgs in proportion to their events."""
+    spans = ledger.store.query(  # type: ignore[attr-defined]
+        "SELECT org_id, MIN(recorded_at_us) AS first, MAX(recorded_at_us) AS last, "
+        "COUNT(*) AS events FROM ledger_inbox GROUP BY org_id"
+    )
+    rng = random.Random(7)
+    windows = []
+    for span in rng.choices(spans, weights=[s["events"] for s in spans], k=samples):
+        width = max((span["last"] - span["first"]) // 20, 1)
+        start = span["first"] + rng.randrange(max(span["last"] - span["first"] - width, 1))
+        windows.append((span["org_id"], _instant(start), _instant(start + width)))
+    return windows
+
+
+def _instant(epoch_us: int) -> datetime:
+    return datetime.fromtimestamp(epoch_us / 1e6, tz=UTC)
 
 
 DASHBOARD_PAIRS = (  # page, API endpoint answering the same question

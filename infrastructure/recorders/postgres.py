@@ -27,6 +27,7 @@ from infrastructure.recorders.tables import (
     ADDED_COLUMNS,
     COLUMN_TYPES,
     MIGRATIONS,
+    RETIRED_INDEXES,
     SCHEMA_LOCK,
     WRITER_LOCK,
     LedgerTables,
@@ -158,7 +159,8 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
     def create_table(self) -> None:
         """Create types and tables under an advisory lock: processes starting together on a
         new database would otherwise race on PostgreSQL's catalog and fail. When every table
-        and index exists already (any start but the first), run no DDL at all: ``CREATE INDEX
+        and index exists already and no retired index is left (any start but the first after
+        a release), run no DDL at all: ``CREATE INDEX
         IF NOT EXISTS`` locks its table before it finds the index, and the whole DDL is one
         transaction that locks the events table first and the quarantine later, the opposite
         order of a writer (deadlock, seen with processes starting while others ingest).
@@ -187,11 +189,12 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
         for statement in self.ledger_ddl():
             names.update(re.findall(r"(?:TABLE|INDEX) IF NOT EXISTS (\w+)", statement))
         row = conn.execute(
-            "SELECT count(*) AS found FROM pg_class WHERE relname = ANY(%s) "
-            "AND relnamespace = current_schema()::regnamespace",
-            (sorted(names),),
+            "SELECT count(*) FILTER (WHERE relname = ANY(%s)) AS found, "
+            "count(*) FILTER (WHERE relname = ANY(%s)) AS retired FROM pg_class "
+            "WHERE relnamespace = current_schema()::regnamespace",
+            (sorted(names), list(RETIRED_INDEXES)),
         ).fetchone()
-        if row is None or row["found"] != len(names):
+        if row is None or row["found"] != len(names) or row["retired"]:
             return False
         columns = conn.execute(
             "SELECT count(*) AS found FROM information_schema.columns "

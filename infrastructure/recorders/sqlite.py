@@ -16,7 +16,12 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
 from domain.errors import StoreRefusedError
 from infrastructure.ledger_queries import chunks, marks
-from infrastructure.recorders.tables import ADDED_COLUMNS, LedgerTables, refusal
+from infrastructure.recorders.tables import (
+    ADDED_COLUMNS,
+    RETIRED_INDEXES,
+    LedgerTables,
+    refusal,
+)
 from infrastructure.views.sqlite import SQLiteViewStorage, write_transaction
 
 # SQLite's equivalents: SQLITE_TOOBIG, SQLITE_MISMATCH, and SQLITE_CONSTRAINT_TRIGGER (the only
@@ -42,7 +47,7 @@ class SQLiteLedgerRecorder(LedgerTables, SQLiteApplicationRecorder):
     def create_table(self) -> None:
         super().create_table()
         table, column = ADDED_COLUMNS[0]
-        if column in self._columns(table):
+        if column in self._columns(table) and not self._retired_indexes():
             return  # every start but the first after an upgrade: nothing to write
         # Read and write under the write lock: processes starting together on an old file
         # would otherwise fail at once ("database is locked") instead of waiting their turn.
@@ -50,6 +55,20 @@ class SQLiteLedgerRecorder(LedgerTables, SQLiteApplicationRecorder):
             curs.execute(f"PRAGMA table_info({table})")
             if column not in {row["name"] for row in curs.fetchall()}:
                 curs.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+            for name in RETIRED_INDEXES:
+                curs.execute(f"DROP INDEX IF EXISTS {name}")
+
+    def _retired_indexes(self) -> list[str]:
+        """Indexes an earlier release made that this one drops (`RETIRED_INDEXES`)."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                self.sql(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' "
+                    f"AND name IN ({marks(RETIRED_INDEXES)})"
+                ),
+                RETIRED_INDEXES,
+            )
+            return [row["name"] for row in curs.fetchall()]
 
     def _columns(self, table: str) -> set[str]:
         with self.datastore.transaction(commit=False) as curs:

@@ -33,8 +33,16 @@ INBOX_COLUMNS = (
 )
 # Columns added to tables after their first release: (table, column), nullable TEXT.
 ADDED_COLUMNS = (("ledger_quarantine", "source"),)
-MIGRATIONS = tuple(
-    f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} TEXT" for table, column in ADDED_COLUMNS
+# Indexes earlier releases made and this one drops: ledger_inbox_key (org, customer, program)
+# served no query (the period history reads ledger_inbox_recorded; EXPLAIN and the bench's
+# period-history row in docs/benchmarks.md) and cost every recorded notification its update.
+RETIRED_INDEXES = ("ledger_inbox_key",)
+MIGRATIONS = (
+    *(
+        f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} TEXT"
+        for table, column in ADDED_COLUMNS
+    ),
+    *(f"DROP INDEX IF EXISTS {name}" for name in RETIRED_INDEXES),
 )
 HEAD_COLUMNS = ("originator_id", "originator_version", "head", "hash")
 KEY_COLUMNS = ("org_id", "customer_id", "key", "created_at_us")
@@ -79,8 +87,6 @@ class LedgerTables(LedgerQueries):
             "PRIMARY KEY (originator_id, originator_version))",
             "CREATE INDEX IF NOT EXISTS ledger_inbox_recorded "
             "ON ledger_inbox (org_id, recorded_at_us)",
-            "CREATE INDEX IF NOT EXISTS ledger_inbox_key "
-            "ON ledger_inbox (org_id, customer_id, partner_program_id)",
             "CREATE TABLE IF NOT EXISTS ledger_customer_keys (org_id BIGINT NOT NULL, "
             f"customer_id BIGINT NOT NULL, key {self.bytes_type}, created_at_us BIGINT NOT NULL, "
             "forgotten_at_us BIGINT, PRIMARY KEY (org_id, customer_id))",

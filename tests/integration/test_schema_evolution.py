@@ -1,15 +1,20 @@
 """Events stored by earlier releases load, fold, verify and project identically under today's
 code: release 1 (events at class_version 1, no heads) and release 2 (class_version 2, heads
-without the expiry instants)."""
+without the expiry instants); and a ledger with an earlier release's index set is migrated to
+today's on start-up."""
 
 from __future__ import annotations
 
 import base64
 import json
+import sqlite3
+from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import psycopg
 import pytest
 
 from domain.audit import Auditor
@@ -17,7 +22,9 @@ from domain.history import Chronicle
 from domain.integrity import parse_anchor
 from domain.ledger import Ledger, membership_record
 from domain.membership import PartnerMembership
+from infrastructure.settings import Settings
 from infrastructure.views.queries import Queries
+from infrastructure.wiring import open_ledger
 from projections.runner import Projector
 from tests.conftest import FIXTURES
 
@@ -210,3 +217,71 @@ def test_release_2_events_are_upcast_and_its_heads_fall_back_to_folding(ledger: 
     history = Chronicle(ledger).history(*key)
     assert history[-1]["expiry_instants"] == {"tier_expiry_at": "2027-01-31T00:00:00.000Z"}
     assert Auditor(ledger.store).verify() == []
+
+
+def inbox_indexes(db_url: str) -> set[str]:
+    if db_url.startswith("sqlite:///"):
+        with closing(sqlite3.connect(db_url.removeprefix("sqlite:///"))) as conn:
+            found = conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'ledger_inbox'"
+            )
+            return {name for (name,) in found}
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        found = conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'ledger_inbox'")
+        return {name for (name,) in found}
+
+
+def change_schema(db_url: str, *statements: str) -> None:
+    if db_url.startswith("sqlite:///"):
+        with closing(sqlite3.connect(db_url.removeprefix("sqlite:///"))) as conn, conn:
+            for statement in statements:
+                conn.execute(statement)
+        return
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+def test_an_earlier_releases_inbox_indexes_are_migrated_on_start_up(db_url: str) -> None:
+    # Given a ledger with one recorded notification
+    payload = json.dumps(
+        {
+            "eventName": "partnerProgramLinked",
+            "eventId": "first",
+            "orgId": 7,
+            "createdAt": 1_700_000_000_000,
+            "data": {
+                "customerIdentifiers": {"customerId": 1},
+                "loyaltyProgramId": 5,
+                "partnerProgramId": 70,
+            },
+        }
+    ).encode()
+    with open_ledger(Settings(db=db_url)) as ledger:
+        assert ledger.receive([payload])[0].status == "recorded"
+    today = inbox_indexes(db_url)
+    assert "ledger_inbox_key" not in today
+    # ... whose inbox has the index set of an earlier release: the (org, customer, program)
+    # index it made, and without the period index (as if made before that was added)
+    change_schema(
+        db_url,
+        "CREATE INDEX ledger_inbox_key ON ledger_inbox (org_id, customer_id, partner_program_id)",
+        "DROP INDEX ledger_inbox_recorded",
+    )
+
+    # When today's code starts on it
+    with open_ledger(Settings(db=db_url)) as ledger:
+        # Then the retired index is gone and every listed one exists again
+        assert inbox_indexes(db_url) == today
+        # And the ledger reads and records as before
+        assert ledger.receive([payload])[0].status == "duplicate"
+        period = Chronicle(ledger).count_changed(
+            org_id=7,
+            partner_program_id=None,
+            start=datetime(2000, 1, 1, tzinfo=UTC),
+            end=datetime(2100, 1, 1, tzinfo=UTC),
+        )
+        assert period == 1
+    # And a start on the migrated ledger leaves it as it is
+    with open_ledger(Settings(db=db_url)):
+        assert inbox_indexes(db_url) == today
