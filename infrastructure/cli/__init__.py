@@ -185,7 +185,7 @@ def _recording(command: Command) -> None:
         type=arguments.positive,
         default=None,
         metavar="N",
-        help="payloads per transaction (default 500)",
+        help=f"payloads per transaction (default {arguments.INGEST_BATCH_SIZE})",
     )
     ingest.set_defaults(creates_ledger=True)
 

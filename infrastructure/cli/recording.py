@@ -11,6 +11,7 @@ from typing import Any
 from domain import services
 from domain.errors import LedgerError
 from domain.ledger import Ledger
+from infrastructure.cli.arguments import INGEST_BATCH_SIZE
 from infrastructure.cli.output import (
     note,
     outcome_json,
@@ -29,7 +30,7 @@ def ingest(args: argparse.Namespace, ledger: Ledger) -> int:
     paths: list[str] = args.paths
     if paths.count("-") > 1:
         raise LedgerError("stdin (-) can be read only once")
-    batch_size = args.batch_size or 500
+    batch_size = args.batch_size or INGEST_BATCH_SIZE
     tally: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     started = time.perf_counter()
