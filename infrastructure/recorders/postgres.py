@@ -110,14 +110,14 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
                     ],
                     types=[self.datastore.originator_id_type, "bigint", "text", "bytea", "bigint"],
                 )
-            hashes = self._write_inbox(curs, rows.get("inbox", ()), stored_events)
-            self._write_heads(curs, rows.get("heads", ()), hashes)
+            tips = self._write_inbox(curs, rows.get("inbox", ()), stored_events)
+            self._write_snapshots(curs, rows.get("snapshots", ()), tips)
         return notification_ids
 
     @contextmanager
     def writing(self) -> Iterator[None]:
         """One batch recorded at a time across processes. The library's table lock already
-        serializes the inserts, but each writer reads (duplicates, heads) before it; two
+        serializes the inserts, but each writer reads (duplicates, snapshots) before it; two
         service workers recording deliveries for the same memberships would keep losing
         that race to each other and retrying. Session-level: released if the process dies.
         Waited for at most the lock timeout (`LockNotAvailable` then), not forever."""

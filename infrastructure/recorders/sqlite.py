@@ -109,8 +109,8 @@ class SQLiteLedgerRecorder(LedgerTables, SQLiteApplicationRecorder):
         self._write_quarantine(c, kwargs.get("quarantine", ()))
         self._write_resolutions(c, kwargs.get("resolutions", ()))
         notification_ids = self._append_events(c, stored_events)
-        hashes = self._write_inbox(c, kwargs.get("inbox", ()), stored_events)
-        self._write_heads(c, kwargs.get("heads", ()), hashes)
+        tips = self._write_inbox(c, kwargs.get("inbox", ()), stored_events)
+        self._write_snapshots(c, kwargs.get("snapshots", ()), tips)
         return notification_ids
 
     def _append_events(self, c: Any, stored_events: Sequence[StoredEvent]) -> list[int]:

@@ -1,6 +1,7 @@
 """The library's own recorder contract, run against both of our recorders.
 
-Our recorders replace parts of the library's (binary column arrays, inbox and heads in the same
+Our recorders replace parts of the library's (on PostgreSQL events and inbox rows by binary COPY
+with ids taken from the sequence, on SQLite one executemany; inbox and snapshots in the same
 transaction) under a ``9.5.*`` pin, so the library's test cases are the contract they must keep:
 `ApplicationRecorderTestCase` (insert and select, notification ids, concurrent writers with
 concurrent readers) and `NonInterleavingNotificationIDsBaseCase` (two racing inserts never
@@ -29,7 +30,7 @@ from eventsourcing.tests.persistence import (
 )
 
 from domain.integrity import GENESIS
-from domain.rows import HeadRow, InboxRow
+from domain.rows import InboxRow, SnapshotRow
 from infrastructure.recorders import PostgresLedgerRecorder, SQLiteLedgerRecorder
 from tests.conftest import ADMIN_URL, PostgresServer
 
@@ -170,7 +171,7 @@ def test_postgres_recorder_starts_on_a_pool_of_one_connection(
 def _write_with_ledger_rows(
     recorder: PostgresLedgerRecorder | SQLiteLedgerRecorder, count: int
 ) -> list[StoredEvent]:
-    """``count`` first events of new memberships, written with their inbox and head rows
+    """``count`` first events of new memberships, written with their inbox and snapshot rows
     (the ledger's write: events and inbox by COPY on PostgreSQL, executemany on SQLite)."""
     events = [
         StoredEvent(originator_id=uuid4(), originator_version=1, topic="tests:Linked", state=b"{}")
@@ -191,9 +192,9 @@ def _write_with_ledger_rows(
         )
         for n, event in enumerate(events)
     ]
-    heads = [HeadRow(event.originator_id, 1, "{}") for event in events]
+    snapshots = [SnapshotRow(event.originator_id, 1, "{}") for event in events]
     before = recorder.max_notification_id() or 0
-    notification_ids = recorder.insert_events(events, inbox=inbox, heads=heads)
+    notification_ids = recorder.insert_events(events, inbox=inbox, snapshots=snapshots)
     # The ids the write returns are the ones the library's readers see, in the same order.
     notifications = recorder.select_notifications(start=before + 1, limit=count + 1)
     assert notification_ids == [n.id for n in notifications]
@@ -239,7 +240,7 @@ def test_a_write_with_the_ledger_rows_notifies_and_reaches_a_subscription(
             recorder.subscribe(gt=None) as subscription,
         ):
             listener.execute(f"LISTEN {recorder.channel_name}")
-            # When events are written with their inbox and head rows
+            # When events are written with their inbox and snapshot rows
             events = _write_with_ledger_rows(recorder, 3)
             # Then the library's NOTIFY was sent, and the subscription yields the events
             assert len(list(listener.notifies(timeout=10, stop_after=1))) == 1
