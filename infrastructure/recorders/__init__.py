@@ -11,13 +11,15 @@ The library's recorders store events; ours also write, in the **same transaction
   SHA-256 of those bytes, with a reason code, a sentence, receipt times, and where it came from
   (``source``, nullable: a column added after the first release, migrated on start-up).
 
-The rows travel as keyword arguments of ``Application.save()``, which the library passes down
-to ``insert_events()``.
+The rows travel as keyword arguments of ``insert_events()``, the write stage of the pipeline
+(`domain.batch`). On PostgreSQL the events and inbox rows go by binary COPY under the library's
+table lock, with ids taken from its sequence and its NOTIFY; on SQLite in one ``executemany``.
 
 A store error that says the *data* is refused (PostgreSQL SQLSTATE class 22, data exception,
 or 54, program limit exceeded, e.g. an index row too large; SQLite's "string or blob too big",
-"datatype mismatch", or a trigger's ``RAISE(ABORT)``) is raised at once as `StoreRefusedError`,
-never retried: the same rows would be refused again. The ledger splits the batch to find the
+"datatype mismatch", or a trigger's ``RAISE(ABORT)``; or a number the driver cannot send as a
+64-bit integer, its ``OverflowError``) is raised at once as `StoreRefusedError`, never retried:
+the same rows would be refused again. The ledger splits the batch to find the
 payload the store refuses. Connection, rollback, resource and operator errors (classes 08, 40,
 53, 57) stay transient and are retried as the library does.
 """
