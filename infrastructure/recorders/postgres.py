@@ -160,10 +160,10 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
         """Create types and tables under an advisory lock: processes starting together on a
         new database would otherwise race on PostgreSQL's catalog and fail. When every table
         and index exists already and no retired index is left (any start but the first after
-        a release), run no DDL at all: ``CREATE INDEX
-        IF NOT EXISTS`` locks its table before it finds the index, and the whole DDL is one
-        transaction that locks the events table first and the quarantine later, the opposite
-        order of a writer (deadlock, seen with processes starting while others ingest).
+        a release), run no DDL at all: ``CREATE INDEX IF NOT EXISTS`` locks its table before
+        it finds the index, and the whole DDL is one transaction that locks the events table
+        first and the quarantine later, the opposite order of a writer (deadlock, seen with
+        processes starting while others ingest).
 
         Everything runs on one pooled connection (the library's own ``create_table`` takes a
         connection per statement group), so a pool of one connection can start."""
@@ -214,7 +214,7 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
     ) -> None:
         """Rows appended by binary COPY: no statement text to parse, no arrays to build and
         unpack, one pass through the table's indexes. A number too large for its column is
-        refused here (psycopg raises OverflowError before anything is sent)."""
+        refused here (psycopg raises OverflowError before it sends that row)."""
         statement = SQL("COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)").format(
             table=Identifier(table), columns=SQL(", ").join(map(Identifier, columns))
         )
