@@ -15,10 +15,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Final, TypeVar
 
-from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
+from eventsourcing.persistence import IntegrityError
 
-from domain.errors import StorageUnavailableError
 from domain.ledger import ConcurrencyError
+from infrastructure.storage_errors import LIBRARY_TRANSIENT_ERRORS, unavailable
 
 T = TypeVar("T")
 MAX_ATTEMPTS: Final = 20
@@ -43,6 +43,6 @@ class ConflictAttempts:
             except IntegrityError:
                 self.conflicts += 1
                 time.sleep(random.uniform(0, min(0.2, 0.005 * 2**number)))
-            except (OperationalError, InterfaceError) as error:
-                raise StorageUnavailableError(f"the event store is unavailable: {error}") from None
+            except LIBRARY_TRANSIENT_ERRORS as error:
+                raise unavailable("the event store is unavailable", error) from None
         raise ConcurrencyError(f"gave up after {self.attempts} concurrent-write conflicts")

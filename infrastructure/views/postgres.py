@@ -15,12 +15,12 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
-from eventsourcing.persistence import InterfaceError, OperationalError
 from eventsourcing.postgres import PostgresDatastore
 from psycopg.rows import tuple_row
 
 from domain.errors import LockLostError
 from infrastructure.ledger_queries import LedgerQueries
+from infrastructure.storage_errors import TRANSIENT_ERRORS
 from infrastructure.views.log import LogRecorder, RecorderLog
 from infrastructure.views.store import SQLViewStore
 from projections.locks import HeldLock, Patience
@@ -194,13 +194,7 @@ class NotifyWaiter:
 class PostgresViewStorage:
     """`projections.storage.ViewStorage` on PostgreSQL."""
 
-    transient: tuple[type[Exception], ...] = (
-        OperationalError,  # the library's, around the driver's
-        InterfaceError,
-        psycopg.OperationalError,
-        psycopg.InterfaceError,
-        OSError,
-    )
+    transient: tuple[type[Exception], ...] = (*TRANSIENT_ERRORS, OSError)
 
     def __init__(
         self,

@@ -13,18 +13,17 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from eventsourcing.persistence import InterfaceError, OperationalError
 from eventsourcing.sqlite import SQLiteDatastore
 
 from domain.errors import LockLostError, StorageUnavailableError
 from infrastructure.ledger_queries import LedgerQueries
+from infrastructure.storage_errors import TRANSIENT_ERRORS
 from infrastructure.views.log import LogRecorder, RecorderLog
 from infrastructure.views.store import SQLViewStore
 from projections.locks import HeldLock, Patience
@@ -202,12 +201,7 @@ class PollWaiter:
 class SQLiteViewStorage:
     """`projections.storage.ViewStorage` on SQLite."""
 
-    transient: tuple[type[Exception], ...] = (
-        OperationalError,  # the library's, around the driver's ("database is locked")
-        InterfaceError,
-        sqlite3.OperationalError,
-        OSError,
-    )
+    transient: tuple[type[Exception], ...] = (*TRANSIENT_ERRORS, OSError)
 
     def __init__(
         self, recorder: LedgerQueries, notifications: LogRecorder, *, datastore: SQLiteDatastore
