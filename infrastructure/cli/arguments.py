@@ -7,16 +7,55 @@ from datetime import date, datetime, timedelta
 
 from infrastructure.moments import FORMS, parse_day, parse_moment
 
+JSON_HELP = "print JSON instead of a table"
 
-def key_arguments(command: argparse.ArgumentParser, *, optional: bool = False) -> None:
+
+def key_arguments(
+    command: argparse.ArgumentParser, *, optional: bool = False, program: bool = True
+) -> None:
+    """ORG CUSTOMER [PROGRAM]: a membership's key (without ``program``, a customer's)."""
     nargs = "?" if optional else None
     command.add_argument("org", type=identifier, metavar="ORG", nargs=nargs, help="org id")
     command.add_argument(
         "customer", type=identifier, metavar="CUSTOMER", nargs=nargs, help="customer id"
     )
+    if program:
+        command.add_argument(
+            "program", type=identifier, metavar="PROGRAM", nargs=nargs, help="partner program id"
+        )
+
+
+def org_and_program(
+    command: argparse.ArgumentParser,
+    *,
+    org_help: str,
+    program_help: str = "only this partner program",
+    dest_prefix: str = "",
+) -> None:
+    """``--org N`` and ``--program N``: the filters of the reads over many memberships."""
+    for flag, text in (("org", org_help), ("program", program_help)):
+        command.add_argument(
+            f"--{flag}", type=identifier, dest=f"{dest_prefix}{flag}", metavar="N", help=text
+        )
+
+
+def json_flag(command: argparse.ArgumentParser, text: str = JSON_HELP) -> None:
+    command.add_argument("--json", action="store_true", help=text)
+
+
+def output_format(
+    command: argparse.ArgumentParser, choices: tuple[str, ...], default: str = "table"
+) -> None:
     command.add_argument(
-        "program", type=identifier, metavar="PROGRAM", nargs=nargs, help="partner program id"
+        "--format",
+        choices=list(choices),
+        default=default,
+        help=f"output format: {', '.join(choices)} (default {default})",
     )
+
+
+def batch_size(command: argparse.ArgumentParser, *, default: int | None, text: str) -> None:
+    command.add_argument("--batch-size", type=positive, default=default, metavar="N", help=text)
 
 
 def time_travel(command: argparse.ArgumentParser) -> None:
