@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from infrastructure.cli import arguments
 from infrastructure.cli.parser import build_parser
 
 __all__ = ["build_parser", "main"]
@@ -46,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    _check_window(args)
+    # Before opening anything.
+    arguments.check_window(getattr(args, "start", None), getattr(args, "end", None))
     handler = _handler(args.handler)
     if args.command == "completion":
         return int(handler(args, build_parser(full=True)))
@@ -60,21 +62,6 @@ def _run(args: argparse.Namespace) -> int:
     # Only the commands that record may make a new ledger; the others need one.
     with open_ledger(settings, create=getattr(args, "creates_ledger", False)) as ledger:
         return int(handler(args, ledger))
-
-
-def _check_window(args: argparse.Namespace) -> None:
-    """A window that ends before it starts can match nothing: say so before opening anything."""
-    start, end = getattr(args, "start", None), getattr(args, "end", None)
-    if start is not None and end is not None and end < start:
-        from domain.errors import LedgerError
-
-        raise LedgerError(f"--to {_shown(end)} is before --from {_shown(start)}: nothing can match")
-
-
-def _shown(value: Any) -> str:
-    if hasattr(value, "hour"):
-        return str(value.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
-    return str(value)
 
 
 def _handler(name: str) -> Callable[..., Any]:

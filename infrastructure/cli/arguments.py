@@ -74,6 +74,24 @@ def time_travel(command: argparse.ArgumentParser) -> None:
     )
 
 
+def check_window(
+    start: date | None, end: date | None, *, start_flag: str = "--from", end_flag: str = "--to"
+) -> None:
+    """A window that ends before it starts can match nothing: say so (dates, or moments)."""
+    if start is not None and end is not None and end < start:
+        from domain.errors import LedgerError
+
+        raise LedgerError(
+            f"{end_flag} {_shown(end)} is before {start_flag} {_shown(start)}: nothing can match"
+        )
+
+
+def _shown(value: date) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return str(value)
+
+
 def moment(text: str, *, end_of_day: bool) -> datetime:
     try:
         return parse_moment(text, end_of_day=end_of_day)

@@ -42,7 +42,7 @@ def history(command: Command) -> None:
     """history: of one membership, or of a period."""
     history = command(
         "history",
-        "infrastructure.cli.reading:history",
+        "infrastructure.cli.history:history",
         "every recorded event of one membership, or (--org --from --to) the changes "
         "recorded across memberships in a period",
     )
