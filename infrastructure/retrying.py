@@ -29,6 +29,11 @@ def system_clock() -> datetime:
     return datetime.now(tz=UTC)
 
 
+def now_us() -> int:
+    """The time now in epoch microseconds, as the ledger's tables keep times."""
+    return time.time_ns() // 1000
+
+
 class ConflictAttempts:
     """`domain.ledger.Attempts`: up to ``MAX_ATTEMPTS`` attempts, with jittered back-off."""
 

@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import PersistenceError, StoredEvent
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 
 from domain.errors import StoreRefusedError
 from infrastructure.ledger_queries import chunks, marks
@@ -23,7 +23,7 @@ from infrastructure.views.sqlite import SQLiteViewStorage, write_transaction
 REFUSING_SQLITE_CODES = frozenset({18, 20, 1811})
 
 
-class SQLiteLedgerRecorder(LedgerTables, SQLiteApplicationRecorder):
+class SQLiteLedgerRecorder(LedgerTables[SQLiteDatastore, SQLiteCursor], SQLiteApplicationRecorder):
     """SQLite: one writer at a time, so everything goes in the library's one transaction."""
 
     placeholder = "?"
@@ -55,11 +55,11 @@ class SQLiteLedgerRecorder(LedgerTables, SQLiteApplicationRecorder):
             curs.execute(f"PRAGMA table_info({table})")
             return {row["name"] for row in curs.fetchall()}
 
-    def originator(self, value: UUID) -> Any:
+    def originator(self, value: UUID) -> str:
         return value.hex
 
     @contextmanager
-    def reading(self) -> Iterator[Any]:
+    def reading(self) -> Iterator[SQLiteCursor]:
         with self.datastore.transaction(commit=False) as curs:
             yield curs
 
@@ -81,7 +81,7 @@ class SQLiteLedgerRecorder(LedgerTables, SQLiteApplicationRecorder):
             raise
 
     def _insert_events(
-        self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         self._write_keys(c, kwargs.get("keys", ()))
         self._write_quarantine(c, kwargs.get("quarantine", ()))

@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from eventsourcing.sqlite import SQLiteDatastore
+from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore
 
 from domain.errors import LockLostError, StorageUnavailableError
 from infrastructure.ledger_queries import LedgerQueries
@@ -32,7 +32,7 @@ from projections.views import View
 
 
 @contextmanager
-def write_transaction(datastore: SQLiteDatastore) -> Iterator[Any]:
+def write_transaction(datastore: SQLiteDatastore) -> Iterator[SQLiteCursor]:
     """A transaction that takes SQLite's write lock up front (BEGIN IMMEDIATE), waiting for it
     as long as the busy timeout allows. A transaction that reads first and writes later cannot
     wait for another writer: it fails at once with "database is locked"."""
@@ -47,7 +47,7 @@ def write_transaction(datastore: SQLiteDatastore) -> Iterator[Any]:
         connection.commit()
 
 
-class SQLiteViewStore(SQLViewStore):
+class SQLiteViewStore(SQLViewStore[SQLiteCursor]):
     def __init__(self, datastore: SQLiteDatastore) -> None:
         self.datastore = datastore
         super().__init__()
@@ -55,15 +55,17 @@ class SQLiteViewStore(SQLViewStore):
     def _sql(self, text: str) -> str:
         return text.replace("%s", "?")
 
-    def transaction(self) -> AbstractContextManager[Any]:
+    def transaction(self) -> AbstractContextManager[SQLiteCursor]:
         return write_transaction(self.datastore)
 
     @contextmanager
-    def _reading(self) -> Iterator[Any]:
+    def _reading(self) -> Iterator[SQLiteCursor]:
         with self.datastore.transaction(commit=False) as cursor:
             yield cursor
 
-    def _insert(self, cursor: Any, view: View, generation: Generation, rows: Sequence[Row]) -> None:
+    def _insert(
+        self, cursor: SQLiteCursor, view: View, generation: Generation, rows: Sequence[Row]
+    ) -> None:
         if not rows:
             return
         names = ", ".join(view.column_names)
@@ -204,7 +206,11 @@ class SQLiteViewStorage:
     transient: tuple[type[Exception], ...] = (*TRANSIENT_ERRORS, OSError)
 
     def __init__(
-        self, recorder: LedgerQueries, notifications: LogRecorder, *, datastore: SQLiteDatastore
+        self,
+        recorder: LedgerQueries[SQLiteDatastore],
+        notifications: LogRecorder,
+        *,
+        datastore: SQLiteDatastore,
     ) -> None:
         self.store = SQLiteViewStore(datastore)
         self.log = RecorderLog(recorder, notifications)
