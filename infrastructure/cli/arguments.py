@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
 from infrastructure.moments import FORMS, parse_day, parse_moment
@@ -37,6 +38,22 @@ def org_and_program(
         command.add_argument(
             f"--{flag}", type=identifier, dest=f"{dest_prefix}{flag}", metavar="N", help=text
         )
+
+
+def window(
+    command: argparse.ArgumentParser,
+    *,
+    types: tuple[Callable[[str], object], Callable[[str], object]],
+    metavar: str,
+    helps: tuple[str, str],
+    end_in: argparse._ActionsContainer | None = None,
+) -> None:
+    """``--from`` and ``--to`` (``start``, ``end``); ``--to`` in ``end_in`` when given (a group
+    of flags that exclude each other)."""
+    command.add_argument("--from", dest="start", type=types[0], metavar=metavar, help=helps[0])
+    (end_in or command).add_argument(
+        "--to", dest="end", type=types[1], metavar=metavar, help=helps[1]
+    )
 
 
 def json_flag(command: argparse.ArgumentParser, text: str = JSON_HELP) -> None:

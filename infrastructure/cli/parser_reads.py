@@ -53,19 +53,14 @@ def history(command: Command) -> None:
         program_help="a period's history: only this partner program",
         dest_prefix="period_",
     )
-    history.add_argument(
-        "--from",
-        dest="start",
-        type=arguments.moment_start,
+    arguments.window(
+        history,
+        types=(arguments.moment_start, arguments.moment_end),
         metavar="T",
-        help="a period's history: recorded from T (a date: its start)",
-    )
-    history.add_argument(
-        "--to",
-        dest="end",
-        type=arguments.moment_end,
-        metavar="T",
-        help="a period's history: recorded up to T (a date: its end)",
+        helps=(
+            "a period's history: recorded from T (a date: its start)",
+            "a period's history: recorded up to T (a date: its end)",
+        ),
     )
     arguments.json_flag(history, "print JSON Lines, one per event")
     arguments.output_format(history, ("table", "csv"))
@@ -80,22 +75,18 @@ def expiring(command: Command) -> None:
     expiring.add_argument(
         "--kind", choices=["membership", "tier", "scheduled"], help="only this kind of date"
     )
-    expiring.add_argument(
-        "--from",
-        dest="start",
-        type=arguments.calendar_date,
+    end = expiring.add_mutually_exclusive_group()
+    arguments.window(
+        expiring,
+        types=(arguments.calendar_date, arguments.calendar_date),
         metavar="DATE",
-        help="first day of the window (default today, UTC)",
+        helps=(
+            "first day of the window (default today, UTC)",
+            "last day of the window (default: no end)",
+        ),
+        end_in=end,
     )
-    window = expiring.add_mutually_exclusive_group()
-    window.add_argument(
-        "--to",
-        dest="end",
-        type=arguments.calendar_date,
-        metavar="DATE",
-        help="last day of the window (default: no end)",
-    )
-    window.add_argument(
+    end.add_argument(
         "--within", type=arguments.days, metavar="Nd", help="the N days from --from, e.g. 30d"
     )
     expiring.add_argument(
