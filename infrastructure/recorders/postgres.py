@@ -12,18 +12,12 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
-from eventsourcing.persistence import (
-    InterfaceError,
-    OperationalError,
-    PersistenceError,
-    StoredEvent,
-)
+from eventsourcing.persistence import PersistenceError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import Connection, Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
-from domain.errors import StoreRefusedError
 from infrastructure.recorders.tables import (
     ADDED_COLUMNS,
     COLUMN_TYPES,
@@ -31,12 +25,10 @@ from infrastructure.recorders.tables import (
     SCHEMA_LOCK,
     WRITER_LOCK,
     LedgerTables,
-    refusal,
 )
+from infrastructure.storage_errors import LIBRARY_TRANSIENT_ERRORS, refused
 from infrastructure.views.postgres import PostgresViewStorage
 
-# PostgreSQL SQLSTATE classes that refuse the data itself: retrying cannot help.
-REFUSING_SQLSTATE_CLASSES = frozenset({"22", "54"})
 # As the library retries a transient failure of insert_events: 10 attempts, 0.2 s apart.
 INSERT_ATTEMPTS = 10
 INSERT_RETRY_SECONDS = 0.2
@@ -71,9 +63,9 @@ class PostgresLedgerRecorder(
                 result: Sequence[int] | None = insert(self, stored_events, **kwargs)
                 return result
             except PersistenceError as error:
-                if _refused(error):
-                    raise StoreRefusedError(refusal(error)) from None
-                transient = isinstance(error, InterfaceError | OperationalError)
+                if (refusal := refused(error)) is not None:
+                    raise refusal from None
+                transient = isinstance(error, LIBRARY_TRANSIENT_ERRORS)
                 if not transient or attempt == INSERT_ATTEMPTS:
                     raise
             attempt += 1
@@ -261,11 +253,3 @@ class PostgresLedgerRecorder(
                 f"%b::{types[1]}[]))",
                 [[a for a, _ in pairs], [b for _, b in pairs]],
             )
-
-
-def _refused(error: BaseException) -> bool:
-    """True when the driver's error under the library's one refuses the data itself."""
-    cause = error.__cause__
-    return isinstance(cause, psycopg.Error) and (cause.sqlstate or "")[:2] in (
-        REFUSING_SQLSTATE_CLASSES
-    )

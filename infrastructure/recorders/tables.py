@@ -230,11 +230,3 @@ class LedgerTables(LedgerQueries[D], Generic[D, C]):
 
     def forget(self, org: int, customer: int) -> bool:
         return self.vault.forget(org, customer)
-
-
-def refusal(error: BaseException) -> str:
-    """The sentence of a refusal: the driver's first line and its error code."""
-    cause = error.__cause__ or error
-    text = (str(cause).strip() or type(cause).__name__).splitlines()[0]
-    code = getattr(cause, "sqlstate", None) or getattr(cause, "sqlite_errorname", None)
-    return f"{text} ({code})" if code else text
