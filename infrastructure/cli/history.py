@@ -9,6 +9,7 @@ from typing import Any
 
 from domain.errors import LedgerError
 from domain.history import Chronicle
+from domain.keys import MembershipKey
 from domain.ledger import Ledger, iso
 from infrastructure.cli.arguments import check_window
 from infrastructure.cli.output import note, print_json, write_csv
@@ -24,7 +25,7 @@ def history(args: argparse.Namespace, ledger: Ledger) -> int:
         return changes(args, chronicle)
     if args.program is None or args.period_org is not None:
         raise LedgerError("history takes ORG CUSTOMER PROGRAM, or --org N --from T --to T")
-    entries = chronicle.history(args.org, args.customer, args.program)
+    entries = chronicle.history(MembershipKey(args.org, args.customer, args.program))
     if args.json:
         for entry in entries:
             print_json(entry)

@@ -10,6 +10,7 @@ from typing import Any
 
 from domain.errors import LedgerError, MembershipNotFoundError
 from domain.history import Chronicle
+from domain.keys import MembershipKey
 from domain.ledger import EXPORT_FIELDS, Ledger, membership_record
 from infrastructure.cli.arguments import check_window
 from infrastructure.cli.output import (
@@ -100,7 +101,9 @@ def _minutes(moment: str | None) -> str | None:
 def membership(args: argparse.Namespace, ledger: Ledger) -> int:
     if args.as_of or args.as_known_at:
         state = Chronicle(ledger).state_at(
-            args.org, args.customer, args.program, as_of=args.as_of, as_known_at=args.as_known_at
+            MembershipKey(args.org, args.customer, args.program),
+            as_of=args.as_of,
+            as_known_at=args.as_known_at,
         )
         record: dict[str, Any] | None = membership_record(state)
     else:

@@ -1,4 +1,4 @@
-"""The hash chain's reads: stored events with their inbox rows, orphans, heads that moved
+"""The hash chain's reads: stored events with their inbox rows, orphans, snapshots that moved
 apart, the log of chain hashes, and the digest checkpoints."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from infrastructure.retrying import now_us
 
 
 class ChainQueries(QueryBase[D]):
-    """Reads (and the checkpoints' one write) of the chain: inbox hashes, heads, digests."""
+    """Reads (and the checkpoints' one write) of the chain: inbox hashes, snapshots, digests."""
 
     def chain_rows(self, *, after: tuple[UUID, int] | None, limit: int) -> list[dict[str, Any]]:
         """Stored events with their inbox rows, in (membership, version) order, resuming after
@@ -41,8 +41,9 @@ class ChainQueries(QueryBase[D]):
             "ORDER BY i.originator_id, i.originator_version"
         )
 
-    def mismatched_heads(self) -> list[dict[str, Any]]:
-        """Heads that are not at their membership's last inbox row (version and hash)."""
+    def mismatched_snapshots(self) -> list[dict[str, Any]]:
+        """Snapshots (``ledger_heads``) that are not at their membership's last inbox row
+        (version and hash)."""
         return self.query(
             "SELECT h.originator_id, h.originator_version, h.hash, i.hash AS inbox_hash, "
             "i.org_id, i.customer_id, i.partner_program_id FROM ledger_heads h "
@@ -81,8 +82,9 @@ class ChainQueries(QueryBase[D]):
                     (position, events, digest, now_us()),
                 )
 
-    def select_heads(self, membership_ids: Sequence[UUID]) -> dict[UUID, tuple[int, str, str]]:
-        """Each membership's stored head: (version, head, chain hash)."""
+    def select_snapshots(self, membership_ids: Sequence[UUID]) -> dict[UUID, tuple[int, str, str]]:
+        """Each membership's stored snapshot: (version, encoded snapshot, chain tip); the
+        table and column keep their stored names (``ledger_heads``, ``head``)."""
         found: dict[UUID, tuple[int, str, str]] = {}
         ids = [self.originator(mid) for mid in membership_ids]
         for condition, params in self.member_of("originator_id", ids):
@@ -98,10 +100,10 @@ class ChainQueries(QueryBase[D]):
                 )
         return found
 
-    def chain_heads(self, heads: Sequence[tuple[UUID, int]]) -> dict[UUID, str]:
+    def chain_tips(self, versions: Sequence[tuple[UUID, int]]) -> dict[UUID, str]:
         """The chain hash of each (membership, version): the link the next event hangs on."""
         found: dict[UUID, str] = {}
-        pairs = [(self.originator(mid), version) for mid, version in heads if version > 0]
+        pairs = [(self.originator(mid), version) for mid, version in versions if version > 0]
         for condition, params in self.pairs_in(
             ("originator_id", "originator_version"), pairs, (self.uuid_type, "bigint")
         ):
