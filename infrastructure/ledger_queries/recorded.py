@@ -8,10 +8,10 @@ from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 
-from infrastructure.ledger_queries.base import QueryBase, stored
+from infrastructure.ledger_queries.base import D, QueryBase, stored
 
 
-class RecordedQueries(QueryBase):
+class RecordedQueries(QueryBase[D]):
     """Reads of the inbox and the events table."""
 
     def find_recorded(
