@@ -13,13 +13,10 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
-from eventsourcing.persistence import (
-    InterfaceError,
-    OperationalError,
-    PersistenceError,
-    StoredEvent,
-)
+from eventsourcing.persistence import PersistenceError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from psycopg import Connection, Cursor
+from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from domain.errors import StoreRefusedError
@@ -31,19 +28,19 @@ from infrastructure.recorders.tables import (
     SCHEMA_LOCK,
     WRITER_LOCK,
     LedgerTables,
-    refusal,
 )
+from infrastructure.storage_errors import LIBRARY_TRANSIENT_ERRORS, refused
 from infrastructure.views.postgres import PostgresViewStorage
 
-# PostgreSQL SQLSTATE classes that refuse the data itself: retrying cannot help.
-REFUSING_SQLSTATE_CLASSES = frozenset({"22", "54"})
 EVENT_COLUMNS = ("originator_id", "originator_version", "topic", "state", "notification_id")
 # As the library retries a transient failure of insert_events: 10 attempts, 0.2 s apart.
 INSERT_ATTEMPTS = 10
 INSERT_RETRY_SECONDS = 0.2
 
 
-class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
+class PostgresLedgerRecorder(
+    LedgerTables[PostgresDatastore, Cursor[DictRow]], PostgresApplicationRecorder
+):
     """PostgreSQL: quarantine rows are written before the library's table lock, inbox rows
     after it, so every writer takes locks in the same order and none can deadlock."""
 
@@ -70,9 +67,9 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
             try:
                 return self._write(stored_events, **kwargs)
             except PersistenceError as error:
-                if _refused(error):
-                    raise StoreRefusedError(refusal(error)) from None
-                transient = isinstance(error, InterfaceError | OperationalError)
+                if (refusal := refused(error)) is not None:
+                    raise refusal from None
+                transient = isinstance(error, LIBRARY_TRANSIENT_ERRORS)
                 if not transient or attempt == INSERT_ATTEMPTS:
                     raise
             attempt += 1
@@ -141,7 +138,7 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
                     conn.execute("SELECT pg_advisory_unlock(%s)", (WRITER_LOCK,))
 
     @contextmanager
-    def reading(self) -> Iterator[Any]:
+    def reading(self) -> Iterator[Cursor[DictRow]]:
         # Autocommit, one statement: one round trip instead of BEGIN, SELECT, ROLLBACK.
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             yield curs
@@ -176,7 +173,7 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
                         self._create_table(curs)
         self.datastore.register_type_adapters()
 
-    def _create_types(self, conn: Any) -> None:
+    def _create_types(self, conn: Connection[DictRow]) -> None:
         """The library's composite types, each in a savepoint: PostgreSQL has no ``CREATE
         TYPE IF NOT EXISTS``, and an existing type must not abort the whole transaction."""
         for statement in self.sql_create_statements:
@@ -184,7 +181,7 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
                 with suppress(psycopg.errors.DuplicateObject), conn.transaction():
                     conn.execute(statement, prepare=False)
 
-    def _schema_exists(self, conn: Any) -> bool:
+    def _schema_exists(self, conn: Connection[DictRow]) -> bool:
         names = {self.events_table}
         for statement in self.ledger_ddl():
             names.update(re.findall(r"(?:TABLE|INDEX) IF NOT EXISTS (\w+)", statement))
@@ -205,7 +202,7 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
 
     def _append_rows(
         self,
-        curs: Any,
+        curs: Cursor[DictRow],
         table: str,
         columns: Sequence[str],
         rows: Sequence[tuple[Any, ...]],
@@ -228,7 +225,7 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
 
     def _insert_rows(
         self,
-        curs: Any,
+        curs: Cursor[DictRow],
         table: str,
         columns: Sequence[str],
         rows: Sequence[tuple[Any, ...]],
@@ -248,7 +245,7 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
         curs.execute(sql, [list(column) for column in zip(*rows, strict=True)], prepare=False)
 
     def _insert_events(
-        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
         # Every statement of the write has a deadline, not only its locks (the library sets
         # the lock timeout): three lock timeouts, so a lock wait fails first and says so.
@@ -282,11 +279,3 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
                 f"%b::{types[1]}[]))",
                 [[a for a, _ in pairs], [b for _, b in pairs]],
             )
-
-
-def _refused(error: BaseException) -> bool:
-    """True when the driver's error under the library's one refuses the data itself."""
-    cause = error.__cause__
-    return isinstance(cause, psycopg.Error) and (cause.sqlstate or "")[:2] in (
-        REFUSING_SQLSTATE_CLASSES
-    )
