@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,6 +49,7 @@ class HttpConfig(BaseSettings):
     retry_after_seconds: Annotated[int, Field(ge=1, le=3600)] = 5
     max_view_lag_events: Annotated[int, Field(ge=0)] = 10_000
     follow: bool = True
+    http_parser: Literal["httptools", "h11"] = "httptools"
 
     @field_validator("webhook_header")
     @classmethod
