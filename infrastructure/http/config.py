@@ -41,6 +41,7 @@ class HttpConfig(BaseSettings):
     read_wait_seconds: Annotated[float, Field(gt=0)] = 2.0
     drain_seconds: Annotated[float, Field(ge=0)] = 0.0
     max_group_size: Annotated[int, Field(ge=1)] = 100
+    group_wait_seconds: Annotated[float, Field(ge=0, le=1)] = 0.005
     max_pending: Annotated[int, Field(ge=1)] = 1000
     max_pending_bytes: Annotated[int, Field(ge=1)] = 16 * 1_048_576
     max_connections: Annotated[int, Field(ge=1)] = 500
