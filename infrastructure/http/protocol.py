@@ -4,7 +4,7 @@ uvicorn 0.54 has ``limit_concurrency`` (a bare 503 without ``Retry-After``, coun
 a keep-alive timeout that any single byte resets, and no deadline at all for a connection that
 sends nothing or sends its headers or body a byte at a time. `Guard` adds, per worker process,
 to either of uvicorn's protocols (`GuardedHttpToolsProtocol`, the default: httptools parses in
-C; `GuardedH11Protocol`, pure Python, about 0.3 ms more CPU per request):
+C; `GuardedH11Protocol`, pure Python, about 0.2 ms more CPU per request):
 
 - at most ``max_connections`` open connections (kept below the open-file limit): one over the
   limit is answered the transient status with ``Retry-After`` and ``Connection: close``;
