@@ -4,17 +4,20 @@ transactions, its bulk insert and its catalogue."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from domain.errors import PositionConflictError
+from infrastructure.dbapi import Cursor
+from infrastructure.retrying import now_us
 from projections.store import DeadLetter, Generation, Row, reader_name
 from projections.views import View
 
+C = TypeVar("C", bound=Cursor)  # the cursor of the database's driver
 
-class SQLViewStore:
+
+class SQLViewStore(Generic[C]):
     """The SQL both databases share, over the ledger's own connection pool; each database's
     module (`infrastructure.views.postgres`, `.sqlite`) supplies its transactions, its bulk
     insert (COPY on PostgreSQL) and its catalogue."""
@@ -28,21 +31,21 @@ class SQLViewStore:
         """A statement written with ``%s`` placeholders, in this database's placeholders."""
         return text
 
-    def transaction(self) -> AbstractContextManager[Any]:
+    def transaction(self) -> AbstractContextManager[C]:
         """A write transaction's cursor."""
         raise NotImplementedError
 
-    def _reading(self) -> AbstractContextManager[Any]:
+    def _reading(self) -> AbstractContextManager[C]:
         """A cursor for one read."""
         raise NotImplementedError
 
-    def _lock_schema(self, cursor: Any) -> None:
+    def _lock_schema(self, cursor: C) -> None:
         """Serialize with other processes creating tables (nothing to do on SQLite)."""
 
     def _analyze(self, generation: Generation) -> None:
         """Give a freshly filled table its planner statistics (nothing to do on SQLite)."""
 
-    def _insert(self, cursor: Any, view: View, generation: Generation, rows: Sequence[Row]) -> None:
+    def _insert(self, cursor: C, view: View, generation: Generation, rows: Sequence[Row]) -> None:
         raise NotImplementedError
 
     def _columns(self, table: str) -> list[dict[str, Any]]:
@@ -113,7 +116,7 @@ class SQLViewStore:
                     "INSERT INTO projection_generations (view, generation, schema_version, state, "
                     "position, created_at_us) VALUES (%s, %s, %s, 'building', 0, %s)"
                 ),
-                (view.name, generation.number, view.schema_version, _now_us()),
+                (view.name, generation.number, view.schema_version, now_us()),
             )
         return generation
 
@@ -136,7 +139,7 @@ class SQLViewStore:
                     "UPDATE projection_generations SET state = 'live', switched_at_us = %s "
                     "WHERE view = %s AND generation = %s"
                 ),
-                (_now_us(), view.name, generation.number),
+                (now_us(), view.name, generation.number),
             )
         return previous
 
@@ -207,7 +210,7 @@ class SQLViewStore:
                         letter.position,
                         letter.membership_id,
                         letter.error,
-                        _now_us(),
+                        now_us(),
                     ),
                 )
 
@@ -281,10 +284,7 @@ class SQLViewStore:
         }
 
 
-def _rowcount(cursor: Any) -> int:
+def _rowcount(cursor: Cursor) -> int:
     # The library wraps SQLite cursors; the wrapper keeps the real one.
-    return int(getattr(cursor, "sqlite_cursor", cursor).rowcount)
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
+    real: object = getattr(cursor, "sqlite_cursor", cursor)
+    return int(getattr(real, "rowcount"))  # noqa: B009 - not every cursor type declares it
