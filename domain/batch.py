@@ -24,7 +24,15 @@ from domain.membership import Head, membership_id
 from domain.notifications import Notification
 from domain.ports import LedgerStore
 from domain.resume import Decode, resume
-from domain.rows import HeadRow, InboxRow, Outcome, QuarantineRow, Resolution, quarantine_id
+from domain.rows import (
+    FoldedRow,
+    HeadRow,
+    InboxRow,
+    Outcome,
+    QuarantineRow,
+    Resolution,
+    quarantine_id,
+)
 
 Clock = Callable[[], datetime]
 """The recording time of the next event (UTC)."""
@@ -48,8 +56,11 @@ def record_batch(
     resolving: Sequence[str] | None,
     *,
     use_heads: bool,
+    update_views: bool = False,
 ) -> list[Outcome]:
-    """The batch in one transaction; one outcome per payload, in order."""
+    """The batch in one transaction; one outcome per payload, in order. With
+    ``update_views``, the recorder is also given each changed membership's folded state, to
+    bring the views that stand at the log's head along in the same transaction."""
     store = pipeline.store
     valid = [item for item in parsed if isinstance(item, Notification)]
     known_ids, known_fingerprints = store.find_recorded(
@@ -95,8 +106,10 @@ def record_batch(
     hashes |= store.chain_heads(
         [(s.membership_id, s.stored_version) for s in changed if s.membership_id not in hashes]
     )
+    views = {"folded": [_folded(s) for s in changed]} if update_views else {}
     positions = store.insert_events(
         events,
+        **views,
         inbox=[
             _chained(row, hashes.get(standing.membership_id, GENESIS)) for standing, row in inbox
         ],
@@ -122,6 +135,13 @@ def record_batch(
         Outcome("recorded", position=next(at)) if outcome.status == "recorded" else outcome
         for outcome in outcomes
     ]
+
+
+def _folded(standing: Standing) -> FoldedRow:
+    """A changed membership's state and the facts this batch recorded for it (the last of
+    its events: those loaded from the store come first)."""
+    recorded = standing.version - standing.stored_version
+    return FoldedRow(standing.membership_id, standing.state, tuple(standing.events[-recorded:]))
 
 
 def _inbox_row(standing: Standing, notification: Notification, timestamp: datetime) -> InboxRow:

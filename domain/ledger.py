@@ -128,10 +128,13 @@ class Ledger(Application[UUID]):
         received_at_us: int | None = None,
         parsed: Sequence[Notification | InvalidNotificationError] | None = None,
         sources: Sequence[str | None] | str | None = None,
+        update_views: bool = False,
     ) -> list[Outcome]:
         """Record a batch of raw payloads atomically; one outcome per payload, in order.
         ``parsed``: the payloads already parsed by `parse_all` (e.g. in another process).
-        ``sources``: where each payload came from (or one for all), kept with quarantine rows."""
+        ``sources``: where each payload came from (or one for all), kept with quarantine rows.
+        ``update_views``: the views that stand at the log's head move with the batch, in its
+        transaction (the doors ask for it); the others are left to catch up, as always."""
         received = received_at_us if received_at_us is not None else _micros(self.clock())
         if parsed is None:
             parsed = parse_all(payloads)
@@ -141,7 +144,9 @@ class Ledger(Application[UUID]):
             sources = [sources] * len(payloads)
         elif len(sources) != len(payloads):
             raise ValueError("one source per payload")
-        outcomes = self._record_locked(payloads, parsed, received, resolving=None)
+        outcomes = self._record_locked(
+            payloads, parsed, received, resolving=None, update_views=update_views
+        )
         # Where each quarantined payload came from, noted once the batch has committed (the
         # entry and its bytes are in that commit; a crash before this leaves the source unknown).
         found = {
@@ -159,9 +164,13 @@ class Ledger(Application[UUID]):
         parsed: Sequence[Notification | InvalidNotificationError],
         received_at_us: int,
         resolving: Sequence[str] | None,
+        *,
+        update_views: bool = False,
     ) -> list[Outcome]:
         with self.store.writing():
-            return self._record_splitting(payloads, parsed, received_at_us, resolving)
+            return self._record_splitting(
+                payloads, parsed, received_at_us, resolving, update_views=update_views
+            )
 
     def _record_splitting(
         self,
@@ -169,18 +178,23 @@ class Ledger(Application[UUID]):
         parsed: Sequence[Notification | InvalidNotificationError],
         received_at_us: int,
         resolving: Sequence[str] | None,
+        *,
+        update_views: bool,
     ) -> list[Outcome]:
         """Record the batch; if the store refuses its data, record each half on its own
         (bisection), and quarantine a payload that the store refuses alone."""
+        views = {"update_views": update_views}
         try:
-            return self._record_attempts(payloads, parsed, received_at_us, resolving)
+            return self._record_attempts(payloads, parsed, received_at_us, resolving, **views)
         except StoreRefusedError as refusal:
             if len(payloads) == 1:
                 refused = InvalidNotificationError(
                     Reason.STORE_REFUSED, f"the database refused to store it: {refusal}"
                 )
                 try:
-                    return self._record_attempts(payloads, [refused], received_at_us, resolving)
+                    return self._record_attempts(
+                        payloads, [refused], received_at_us, resolving, **views
+                    )
                 except StoreRefusedError as again:
                     raise StorageUnavailableError(
                         f"the database refused a payload even as a quarantine entry: {again}"
@@ -195,6 +209,7 @@ class Ledger(Application[UUID]):
                     parsed[half],
                     received_at_us,
                     None if resolving is None else resolving[half],
+                    **views,
                 )
             ]
 
@@ -204,6 +219,8 @@ class Ledger(Application[UUID]):
         parsed: Sequence[Notification | InvalidNotificationError],
         received_at_us: int,
         resolving: Sequence[str] | None,
+        *,
+        update_views: bool,
     ) -> list[Outcome]:
         """The batch in one transaction, tried again while it loses races to other writers
         (the next attempt sees their rows and heads)."""
@@ -218,6 +235,7 @@ class Ledger(Application[UUID]):
                 received_at_us,
                 resolving,
                 use_heads=attempt < TRUST_HEADS_ATTEMPTS,
+                update_views=update_views,
             )
         )
 

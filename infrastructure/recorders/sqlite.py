@@ -16,6 +16,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 from domain.errors import StoreRefusedError
 from infrastructure.ledger_queries import chunks, marks
 from infrastructure.recorders.tables import ADDED_COLUMNS, LedgerTables, refusal
+from infrastructure.views.inline import InlineViews
 from infrastructure.views.sqlite import SQLiteViewStorage, write_transaction
 
 # SQLite's equivalents: SQLITE_TOOBIG, SQLITE_MISMATCH, and SQLITE_CONSTRAINT_TRIGGER (the only
@@ -34,6 +35,7 @@ class SQLiteLedgerRecorder(LedgerTables, SQLiteApplicationRecorder):
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name)
         self.events_table = events_table_name
+        self._inline_views: InlineViews | None = None
 
     def construct_create_table_statements(self) -> list[str]:
         return [*super().construct_create_table_statements(), *self.ledger_ddl()]
@@ -73,6 +75,8 @@ class SQLiteLedgerRecorder(LedgerTables, SQLiteApplicationRecorder):
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
+        if kwargs.get("folded"):
+            self.inline_views()  # made before the write: making its store takes the write lock
         try:
             return super().insert_events(stored_events, **kwargs)
         except PersistenceError as error:
@@ -89,7 +93,29 @@ class SQLiteLedgerRecorder(LedgerTables, SQLiteApplicationRecorder):
         notification_ids = super()._insert_events(c, stored_events, **kwargs)
         hashes = self._write_inbox(c, kwargs.get("inbox", ()), stored_events)
         self._write_heads(c, kwargs.get("heads", ()), hashes)
+        folded = kwargs.get("folded")
+        if folded and notification_ids:
+            # The log's last position before the batch: this transaction holds the write lock.
+            c.execute(
+                f"SELECT COALESCE(MAX(rowid), 0) AS previous FROM {self.events_table} "
+                "WHERE rowid < ?",
+                (notification_ids[0],),
+            )
+            self._write_views(
+                c,
+                self.inline_views(),
+                previous=c.fetchone()["previous"],
+                stored_events=stored_events,
+                notification_ids=notification_ids,
+                folded=folded,
+            )
         return notification_ids
+
+    def inline_views(self) -> InlineViews:
+        """The views this recorder updates in its write transaction (made once)."""
+        if self._inline_views is None:
+            self._inline_views = InlineViews(self.view_storage().store)
+        return self._inline_views
 
     # --- how SQLite spells the shared SQL --------------------------------------------------
 
