@@ -251,9 +251,8 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
             with connection.cursor() as views_cursor:
                 views_cursor.execute(self.previous_position, (notification_ids[0],))
                 row = views_cursor.fetchone()
-                self._write_views(
+                self.inline_views().write(
                     views_cursor,
-                    self.inline_views(),
                     previous=row["previous"] if row else 0,
                     stored_events=stored_events,
                     notification_ids=notification_ids,

@@ -101,9 +101,8 @@ class SQLiteLedgerRecorder(LedgerTables, SQLiteApplicationRecorder):
                 "WHERE rowid < ?",
                 (notification_ids[0],),
             )
-            self._write_views(
+            self.inline_views().write(
                 c,
-                self.inline_views(),
                 previous=c.fetchone()["previous"],
                 stored_events=stored_events,
                 notification_ids=notification_ids,

@@ -11,18 +11,9 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 
 from domain.integrity import chain_hash
-from domain.rows import (
-    CustomerKeyRow,
-    FoldedRow,
-    HeadRow,
-    InboxRow,
-    QuarantineRow,
-    Resolution,
-    Sealed,
-)
+from domain.rows import CustomerKeyRow, HeadRow, InboxRow, QuarantineRow, Resolution, Sealed
 from infrastructure.ledger_queries import LedgerQueries
 from infrastructure.vault import IdentifierVault
-from infrastructure.views.inline import InlineViews
 
 SCHEMA_LOCK = 7_261_129_001  # advisory lock key: creating or migrating the ledger's tables
 WRITER_LOCK = 7_261_129_002  # advisory lock key: one batch being recorded at a time
@@ -221,27 +212,6 @@ class LedgerTables(LedgerQueries):
             ]
             self._insert_rows(curs, "ledger_heads", HEAD_COLUMNS, values, HEAD_UPSERT)
 
-    def _write_views(
-        self,
-        curs: Any,
-        views: InlineViews,
-        *,
-        previous: int,
-        stored_events: Sequence[StoredEvent],
-        notification_ids: Sequence[int] | None,
-        folded: Sequence[FoldedRow],
-    ) -> None:
-        """The views that stand at ``previous`` (the log's last position before this batch,
-        read under the table lock) move with the batch (`infrastructure.views.inline`)."""
-        if notification_ids:
-            views.write(
-                curs,
-                previous=previous,
-                membership_ids=[_uuid(e.originator_id) for e in stored_events],
-                notification_ids=notification_ids,
-                folded=folded,
-            )
-
     # --- personal data -------------------------------------------------------------------
 
     @property
@@ -256,10 +226,6 @@ class LedgerTables(LedgerQueries):
 
     def forget(self, org: int, customer: int) -> bool:
         return self.vault.forget(org, customer)
-
-
-def _uuid(value: UUID | str) -> UUID:
-    return value if isinstance(value, UUID) else UUID(value)
 
 
 def refusal(error: BaseException) -> str:

@@ -9,6 +9,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.persistence import StoredEvent
+
 from domain.rows import FoldedRow
 from infrastructure.views.store import SQLViewStore
 from projections.inline import batch_rows, last_positions
@@ -29,16 +31,18 @@ class InlineViews:
         cursor: Any,
         *,
         previous: int,
-        membership_ids: Sequence[UUID],
+        stored_events: Sequence[StoredEvent],
         notification_ids: Sequence[int],
         folded: Sequence[FoldedRow],
     ) -> list[str]:
-        """Move each view at ``previous`` to the batch's last notification id with the batch's
-        rows, each in a savepoint; returns the names of the views moved. A view whose update
-        fails is rolled back to its savepoint and left to catch-up."""
+        """Move each view at ``previous`` (the log's last position before this batch, read
+        under the table lock) to the batch's last notification id with the batch's rows, each
+        in a savepoint; returns the names of the views moved. A view whose update fails is
+        rolled back to its savepoint and left to catch-up."""
         if not notification_ids or not folded:
             return []
         live = self._live(cursor)
+        membership_ids = [_uuid(event.originator_id) for event in stored_events]
         positions = last_positions(membership_ids, notification_ids)
         moved = []
         for view in self.views:
@@ -88,3 +92,7 @@ class InlineViews:
             )
             for row in cursor.fetchall()
         }
+
+
+def _uuid(value: UUID | str) -> UUID:
+    return value if isinstance(value, UUID) else UUID(value)
