@@ -35,6 +35,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic_core import PydanticCustomError
 
 from domain.errors import InvalidNotificationError, Reason
+from domain.keys import MembershipKey
 
 
 class Shape(StrEnum):
@@ -286,9 +287,9 @@ class Notification(BaseModel):
     anomalies: tuple[str, ...] = ()
 
     @property
-    def key(self) -> tuple[int, int, int]:
-        """The membership this notification is about: (org, customer, partner program)."""
-        return (self.org_id, self.customer_id, self.partner_program_id)
+    def key(self) -> MembershipKey:
+        """The membership this notification is about."""
+        return MembershipKey(self.org_id, self.customer_id, self.partner_program_id)
 
     @property
     def occurred_at(self) -> datetime:

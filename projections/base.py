@@ -37,8 +37,9 @@ class RunnerBase:
         self._check_locks: Callable[[], None] = _no_check
         self._stopping: threading.Event | None = None  # a follower's stop: ends lock waits
 
-    def head(self) -> int:
-        return self.log.head()
+    def last_position(self) -> int:
+        """The position of the last event in the log (0 for an empty log)."""
+        return self.log.last_position()
 
     def catch_up(self, views: Iterable[View] = VIEWS.values()) -> dict[str, int]:
         raise NotImplementedError

@@ -11,7 +11,7 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 
 from domain.errors import RebuildError
-from domain.membership import MembershipState, PartnerMembership, fold_state
+from domain.membership import MembershipKey, MembershipState, PartnerMembership, fold_state
 from projections.log import Stream
 from projections.store import DeadLetter, Generation, Row
 from projections.views import View
@@ -45,7 +45,8 @@ def fold(decode: Decode, stream: Stream) -> Folded | None:
     if not events:
         return None
     first = events[0]
-    state = fold_state((first.org_id, first.customer_id, first.partner_program_id), events)
+    key = MembershipKey(first.org_id, first.customer_id, first.partner_program_id)
+    state = fold_state(key, events)
     return Folded(state, max(position for position, _ in stream), events)
 
 

@@ -61,7 +61,7 @@ class Rebuilding(RunnerBase):
                 for view in views:
                     builds.append((view, self._new_generation(view)))
                     unfinished.append(builds[-1][1])
-                events = self._build(builds, self.head(), progress)
+                events = self._build(builds, self.last_position(), progress)
                 reports = {}
                 for view, new in builds:
                     report = self._finish(view, new, diff_only=diff_only, progress=progress)
@@ -113,6 +113,6 @@ class Rebuilding(RunnerBase):
         return self.store.differences(view, live, new)
 
     def _build(
-        self, builds: Sequence[tuple[View, Generation]], head: int, progress: Progress | None
+        self, builds: Sequence[tuple[View, Generation]], up_to: int, progress: Progress | None
     ) -> int:
         raise NotImplementedError

@@ -98,7 +98,7 @@ class Projector(Rebuilding, Following):
                 break
             for name, (view, generation) in list(together.items()):
                 try:
-                    self._apply(view, generation, batch, strict=False)
+                    self._write_batch(view, generation, batch, strict=False)
                 except PositionConflictError:
                     del together[name], totals[name]
                     continue
@@ -133,7 +133,7 @@ class Projector(Rebuilding, Following):
         batch = self._read_batch(generation.position)
         if batch is None:
             return 0, generation.position
-        self._apply(view, generation, batch, strict=strict)
+        self._write_batch(view, generation, batch, strict=strict)
         return batch.size, batch.end
 
     def _read_batch(self, position: int) -> Batch | None:
@@ -150,7 +150,9 @@ class Projector(Rebuilding, Following):
         folded = fold_touched(self.ledger.mapper.to_domain_event, touched, streams)
         return Batch(len(notifications), end, touched, folded)
 
-    def _apply(self, view: View, generation: Generation, batch: Batch, *, strict: bool) -> None:
+    def _write_batch(
+        self, view: View, generation: Generation, batch: Batch, *, strict: bool
+    ) -> None:
         """One batch into one view, in one transaction guarded by the expected position."""
         self._check_locks()
         replaced, rows, letters = changes(view, batch, strict=strict)
@@ -168,14 +170,14 @@ class Projector(Rebuilding, Following):
     # --- rebuild's one pass over the log ---------------------------------------------------
 
     def _build(
-        self, builds: Sequence[tuple[View, Generation]], head: int, progress: Progress | None
+        self, builds: Sequence[tuple[View, Generation]], up_to: int, progress: Progress | None
     ) -> int:
-        """One ordered pass over the log up to ``head``: fold each membership once, give its
+        """One ordered pass over the log up to ``up_to``: fold each membership once, give its
         state to every view being built, write rows in large set-based batches."""
         rows: dict[str, list[Row]] = {new.table: [] for _, new in builds}
         stream: Stream = []
         count = 0
-        for page in pages(self.log, up_to=head, size=5000):
+        for page in pages(self.log, up_to=up_to, size=5000):
             for position, stored in page:
                 if stream and stream[-1][1].originator_id != stored.originator_id:
                     built_rows(self.ledger.mapper.to_domain_event, builds, stream, rows)
@@ -190,7 +192,7 @@ class Projector(Rebuilding, Following):
         self._flush(builds, rows, at_least=1)
         self._check_locks()
         for _, new in builds:
-            self.store.set_position(new, head)
+            self.store.set_position(new, up_to)
         return count
 
     def _flush(
@@ -210,7 +212,7 @@ class Projector(Rebuilding, Following):
 
     def status(self) -> list[dict[str, Any]]:
         """Per view: live generation, schema versions, position, lag, dead letters."""
-        head = self.head()
+        head = self.last_position()
         report = []
         for view in VIEWS.values():
             live = self.store.live(view)

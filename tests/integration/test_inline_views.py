@@ -81,7 +81,7 @@ def test_inline_rows_equal_caught_up_rows_and_rebuilt_rows(
             o.status for o in outcomes
         ]
         # ...which moved every view to the head in the batch's own transaction.
-        head = inline_projector.head()
+        head = inline_projector.last_position()
         assert positions(inline_projector) == dict.fromkeys(VIEWS, head)
     # The other catches up from the log, in small batches: the same rows, row for row.
     other_projector.catch_up()
@@ -103,9 +103,9 @@ def test_a_view_behind_the_log_is_left_to_catch_up(ledger: Ledger) -> None:
     Recording(ledger).record(stream[300:])
     assert set(positions(projector).values()) == {0}
     projector.catch_up()
-    assert set(positions(projector).values()) == {projector.head()}
+    assert set(positions(projector).values()) == {projector.last_position()}
     Recording(ledger).record(generated(200, seed=72))
-    assert set(positions(projector).values()) == {projector.head()}
+    assert set(positions(projector).values()) == {projector.last_position()}
     assert_no_rebuild_changes(projector)
 
 
@@ -144,12 +144,12 @@ def test_a_view_whose_update_fails_leaves_the_events_committed_and_is_caught_up_
     # The expiry view refuses its rows: the batch commits, and the other views move with it.
     outcomes = Recording(ledger).record(stream[:450])
     assert {o.status for o in outcomes} >= {"recorded"}
-    head = projector.head()
+    head = projector.last_position()
     assert head > 0
     assert positions(projector) == {"memberships": head, "expiry": 0, "activity": head}
     # The next batch leaves the expiry view behind too: it no longer stands at the log's head.
     Recording(ledger).record(stream[450:])
-    head = projector.head()
+    head = projector.last_position()
     assert positions(projector) == {"memberships": head, "expiry": 0, "activity": head}
     # Once the table takes rows again, a follower catches the expiry view up.
     execute(projector, [allow])
