@@ -19,7 +19,7 @@ from domain.encode import EventEncoder
 from domain.errors import InvalidNotificationError
 from domain.fold import Standing, fold_next
 from domain.integrity import GENESIS
-from domain.membership import membership_id
+from domain.keys import membership_id
 from domain.notifications import Notification
 from domain.ports import LedgerStore
 from domain.resume import Decode, resume
@@ -80,17 +80,10 @@ def record_batch(
     for raw, item in zip(payloads, decisions, strict=True):
         if isinstance(item, InvalidNotificationError):
             row = QuarantineRow(
-                quarantine_id(raw),
-                raw,
-                item.reason,
-                item.detail,
-                received_at_us,
-                is_receipt=resolving is None,
+                quarantine_id(raw), raw, item.reason, item.detail, received_at_us, resolving is None
             )
             quarantine.append(row)
-            outcomes.append(
-                Outcome("quarantined", reason=item.reason, detail=item.detail, quarantine_id=row.id)
-            )
+            outcomes.append(_quarantined(row))
         elif item is None:
             outcomes.append(Outcome("duplicate"))
         else:
@@ -116,16 +109,31 @@ def record_batch(
         ],
         keys=sealed.new_keys,
         quarantine=quarantine,
-        resolutions=[
-            Resolution(qid, outcome.status, received_at_us)
-            for qid, outcome in zip(resolving or (), outcomes, strict=False)
-            if outcome.status != "quarantined"
-        ],
+        resolutions=_resolutions(resolving, outcomes, received_at_us),
     )
-    padded: list[int | None] = list(positions) if positions else [None] * len(events)
-    at = iter(padded)
+    return _with_positions(outcomes, positions)
+
+
+def _resolutions(
+    resolving: Sequence[str] | None, outcomes: list[Outcome], at_us: int
+) -> list[Resolution]:
+    """The quarantine entries being replayed that are now recorded (or duplicates)."""
     return [
-        Outcome("recorded", position=next(at)) if outcome.status == "recorded" else outcome
+        Resolution(qid, outcome.status, at_us)
+        for qid, outcome in zip(resolving or (), outcomes, strict=False)
+        if outcome.status != "quarantined"
+    ]
+
+
+def _quarantined(row: QuarantineRow) -> Outcome:
+    return Outcome("quarantined", reason=row.reason, detail=row.detail, quarantine_id=row.id)
+
+
+def _with_positions(outcomes: list[Outcome], positions: Sequence[int] | None) -> list[Outcome]:
+    """Each recorded outcome with its event's position (None where the store gives none)."""
+    at = iter(positions or ())
+    return [
+        Outcome("recorded", position=next(at, None)) if outcome.status == "recorded" else outcome
         for outcome in outcomes
     ]
 

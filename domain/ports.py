@@ -31,8 +31,10 @@ class LedgerStore(AuditStore, Protocol):
     ) -> tuple[dict[str, str], set[str]]: ...
 
     def select_streams(
-        self, membership_ids: Sequence[UUID], *, up_to: int | None = None
-    ) -> dict[UUID, list[tuple[int, StoredEvent]]]: ...
+        self, membership_ids: Sequence[UUID]
+    ) -> dict[UUID, list[tuple[int, StoredEvent]]]:
+        """The stored events (with positions) of these memberships, in version order."""
+        ...
 
     def chain_tips(self, versions: Sequence[tuple[UUID, int]]) -> dict[UUID, str]:
         """Each membership's chain tip: the hash of its event at the given version."""
@@ -51,8 +53,6 @@ class LedgerStore(AuditStore, Protocol):
     def forget(self, org: int, customer: int) -> bool: ...
 
     def positions(self, membership_id: UUID) -> dict[int, int]: ...
-
-    def membership_ids(self) -> list[UUID]: ...
 
     def membership_keys(
         self,

@@ -54,6 +54,8 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scratch import scratch_database  # noqa: E402  (scripts/, beside this one)
+
 from domain.ledger import Ledger  # noqa: E402
 from infrastructure.settings import Settings  # noqa: E402
 from infrastructure.views.queries import Queries  # noqa: E402
@@ -97,19 +99,6 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps({"scale": args.scale, "figures": rows}, indent=2) + "\n")
     return 0
-
-
-@contextmanager
-def scratch_database(admin_url: str, label: str) -> Iterator[str]:
-    """A new database on the admin URL's server, its URL, dropped afterwards whatever happens."""
-    name = f"pl_{label}_{os.getpid()}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def generate(path: Path, count: int, seed: int) -> None:

@@ -16,9 +16,9 @@ from infrastructure.cli.output import (
     outcome_json,
     print_fields,
     print_json,
-    print_table,
     quarantine_json,
 )
+from infrastructure.cli.table import print_table
 from infrastructure.parsing import Parser, parse_workers
 from infrastructure.progress import Progress
 from infrastructure.sources import open_source, payloads

@@ -14,8 +14,6 @@ from contextlib import asynccontextmanager
 from importlib.metadata import version
 from typing import Any
 
-import psycopg
-from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -33,6 +31,7 @@ from infrastructure.http.service import running_service
 from infrastructure.http.supervision import exit_with_parent
 from infrastructure.http.webhooks import unavailable, webhook_router
 from infrastructure.settings import Settings
+from infrastructure.storage_errors import TRANSIENT_ERRORS, ErrorTypes
 
 DESCRIPTION = """\
 Receives Capillary partner-program notifications and answers queries about memberships.
@@ -82,12 +81,8 @@ def create_app(config: HttpConfig, settings: Settings) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
-    for error in (
-        StorageUnavailableError,
-        OperationalError,
-        InterfaceError,
-        psycopg.OperationalError,
-    ):
+    unavailable_errors: ErrorTypes = (StorageUnavailableError, *TRANSIENT_ERRORS)
+    for error in unavailable_errors:
         app.add_exception_handler(error, database_unavailable)
     app.add_middleware(AccessLog)
     return app

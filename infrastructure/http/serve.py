@@ -46,17 +46,6 @@ FLAGS = (
 MAX_WORKERS = 64
 
 
-def add_serve_command(commands: Any) -> argparse.ArgumentParser:
-    """Register ``serve`` on the CLI's subparsers. Its ``serve`` default is called as
-    ``args.serve(args, settings)``: the service opens its own ledger in each worker."""
-    serve: argparse.ArgumentParser = commands.add_parser(
-        "serve", help="receive webhooks and answer queries over HTTP"
-    )
-    add_arguments(serve)
-    serve.set_defaults(serve=run)
-    return serve
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     parser.add_argument("--port", type=int, default=8080, help="default 8080")

@@ -102,64 +102,82 @@ def webhook_router(config: HttpConfig) -> APIRouter:
         dependencies=[Security(token_header)],  # documents the scheme; checked below
     )
     async def receive_notification(request: Request) -> LedgerJSONResponse:
-        service: Service = request.app.state.service
-        metrics = service.metrics
-        if service.draining.is_set():
-            metrics.count("unavailable")
-            return unavailable(config, "the service is shutting down; nothing was recorded")
-        if not matches_any(request.headers.get(config.webhook_header), accepted):
-            metrics.count("unauthorized")
-            return problem(401, f"missing or wrong {config.webhook_header} header")
-        started = time.perf_counter()
-        budget = service.writer.budget
-        held = _Held(budget)
-        try:
-            try:
-                body = await _read_at_most(request, config.max_body_bytes, held)
-            except ClientDisconnect:  # the sender gave up (or was too slow) mid-body
-                return problem(400, "the request body was not received in full")
-            except _OverBudget:
-                metrics.count("unavailable")
-                # Not read, and the connection kept: uvicorn drops the rest of the body as it
-                # arrives (closing on unread bytes would reset the connection, and the sender
-                # would never see the Retry-After).
-                return unavailable(
-                    config,
-                    "too many notification bytes are waiting to be committed; nothing was stored",
-                )
-            if body is None:
-                metrics.count("too_large")
-                return problem(
-                    413,
-                    f"the body is larger than {config.max_body_bytes} bytes; nothing was stored",
-                    headers={"Connection": "close"},
-                )
-            if signing_keys:
-                reason = signature_problem(signing_keys, request.headers, body)
-                if reason is not None:
-                    metrics.count("unauthorized")
-                    return problem(
-                        401, f"the Standard Webhooks signature does not verify: {reason}"
-                    )
-            try:
-                outcome = await service.writer.submit(body, timeout=config.commit_timeout_seconds)
-            except WriterUnavailableError as error:
-                metrics.count("unavailable")
-                return unavailable(config, f"{error}; resending is safe")
-            except TRANSIENT_ERRORS:
-                metrics.count("unavailable")
-                return unavailable(
-                    config, "the ledger database is unavailable; nothing was recorded"
-                )
-            finally:
-                metrics.ingest_seconds.observe(time.perf_counter() - started)
-        finally:
-            held.release()
-        metrics.count(outcome.status, outcome.reason if outcome.status == "quarantined" else None)
-        status = 400 if outcome.reason == Reason.NOT_JSON else 200
-        return LedgerJSONResponse(receipt(outcome), status_code=status)
+        return await _receive(request, config, accepted=accepted, signing_keys=signing_keys)
 
     return router
+
+
+async def _receive(
+    request: Request,
+    config: HttpConfig,
+    *,
+    accepted: tuple[bytes, ...],
+    signing_keys: tuple[bytes, ...],
+) -> LedgerJSONResponse:
+    """One delivery: refused before its body is read, or read, committed and answered."""
+    service: Service = request.app.state.service
+    metrics = service.metrics
+    if service.draining.is_set():
+        metrics.count("unavailable")
+        return unavailable(config, "the service is shutting down; nothing was recorded")
+    if not matches_any(request.headers.get(config.webhook_header), accepted):
+        metrics.count("unauthorized")
+        return problem(401, f"missing or wrong {config.webhook_header} header")
+    started = time.perf_counter()
+    held = _Held(service.writer.budget)
+    try:
+        answer = await _read_and_commit(request, config, service, held, signing_keys)
+    finally:
+        metrics.ingest_seconds.observe(time.perf_counter() - started)
+        held.release()
+    if isinstance(answer, LedgerJSONResponse):
+        return answer
+    metrics.count(answer.status, answer.reason if answer.status == "quarantined" else None)
+    status = 400 if answer.reason == Reason.NOT_JSON else 200
+    return LedgerJSONResponse(receipt(answer), status_code=status)
+
+
+async def _read_and_commit(
+    request: Request,
+    config: HttpConfig,
+    service: Service,
+    held: _Held,
+    signing_keys: tuple[bytes, ...],
+) -> Outcome | LedgerJSONResponse:
+    """The body's outcome once committed, or the answer that says why it was not."""
+    metrics = service.metrics
+    try:
+        body = await _read_at_most(request, config.max_body_bytes, held)
+    except ClientDisconnect:  # the sender gave up (or was too slow) mid-body
+        return problem(400, "the request body was not received in full")
+    except _OverBudget:
+        metrics.count("unavailable")
+        # Not read, and the connection kept: uvicorn drops the rest of the body as it arrives
+        # (closing on unread bytes would reset the connection, and the sender would never
+        # see the Retry-After).
+        return unavailable(
+            config, "too many notification bytes are waiting to be committed; nothing was stored"
+        )
+    if body is None:
+        metrics.count("too_large")
+        return problem(
+            413,
+            f"the body is larger than {config.max_body_bytes} bytes; nothing was stored",
+            headers={"Connection": "close"},
+        )
+    if signing_keys:
+        reason = signature_problem(signing_keys, request.headers, body)
+        if reason is not None:
+            metrics.count("unauthorized")
+            return problem(401, f"the Standard Webhooks signature does not verify: {reason}")
+    try:
+        return await service.writer.submit(body, timeout=config.commit_timeout_seconds)
+    except WriterUnavailableError as error:
+        metrics.count("unavailable")
+        return unavailable(config, f"{error}; resending is safe")
+    except TRANSIENT_ERRORS:
+        metrics.count("unavailable")
+        return unavailable(config, "the ledger database is unavailable; nothing was recorded")
 
 
 def receipt(outcome: Outcome) -> dict[str, Any]:

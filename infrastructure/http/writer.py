@@ -23,27 +23,23 @@ import contextlib
 import functools
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import psycopg
-from eventsourcing.persistence import PersistenceError
-
-from domain.errors import LedgerError, StorageUnavailableError
+from domain.errors import LedgerError, StorageUnavailableError, first_line
 from domain.ledger import ConcurrencyError, Outcome
+from infrastructure.storage_errors import STORAGE_ERRORS
 
 Receive = Callable[[Sequence[bytes]], list[Outcome]]
 GroupObserver = Callable[[int, float], None]
 
+# Not committed, for the database's reasons (not a bug in one payload): retry later.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     StorageUnavailableError,
     ConcurrencyError,
-    PersistenceError,
-    psycopg.Error,
-    sqlite3.Error,
+    *STORAGE_ERRORS,
 )
 logger = logging.getLogger("partner_ledger.http")
 
@@ -196,7 +192,7 @@ class GroupCommitWriter:
         try:
             outcomes = self._receive([item.payload for item in group])
         except TRANSIENT_ERRORS as error:
-            logger.warning("commit of %d notifications failed: %s", len(group), _first_line(error))
+            logger.warning("commit of %d notifications failed: %s", len(group), first_line(error))
             for item in group:
                 _notify(loop, _fail, item.future, error)
             return
@@ -233,8 +229,3 @@ def _resolve_none(future: asyncio.Future[None]) -> None:
 def _fail(future: asyncio.Future[Outcome], error: BaseException) -> None:
     if not future.done():
         future.set_exception(error)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]

@@ -6,29 +6,30 @@ them, read under the library's table lock."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Generic
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 
 from domain.rows import FoldedRow
+from infrastructure.views.rows import C
 from infrastructure.views.store import SQLViewStore
 from projections.inline import batch_rows, last_positions
 from projections.store import Generation
 from projections.views import VIEWS, View
 
 
-class InlineViews:
+class InlineViews(Generic[C]):
     """The views a write transaction brings along: those whose live generation stands at the
     log's position before the batch."""
 
-    def __init__(self, store: SQLViewStore, views: Iterable[View] = VIEWS.values()) -> None:
+    def __init__(self, store: SQLViewStore[C], views: Iterable[View] = VIEWS.values()) -> None:
         self.store = store
         self.views = list(views)
 
     def write(
         self,
-        cursor: Any,
+        cursor: C,
         *,
         previous: int,
         stored_events: Sequence[StoredEvent],
@@ -61,7 +62,7 @@ class InlineViews:
 
     def _write(
         self,
-        cursor: Any,
+        cursor: C,
         view: View,
         generation: Generation,
         previous: int,
@@ -81,7 +82,7 @@ class InlineViews:
             store.add(cursor, view, generation, rows)
         return True
 
-    def _live(self, cursor: Any) -> dict[str, Generation]:
+    def _live(self, cursor: C) -> dict[str, Generation]:
         cursor.execute(
             "SELECT view, generation, schema_version, state, position "
             "FROM projection_generations WHERE state = 'live'"

@@ -4,17 +4,20 @@ views (`infrastructure.views.inline`) use in the ledger's write transaction."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Generic, TypeVar
 
 from domain.errors import PositionConflictError
+from infrastructure.dbapi import Cursor
+from infrastructure.retrying import now_us
 from projections.store import DeadLetter, Generation, Row
 from projections.views import View
 
+C = TypeVar("C", bound=Cursor)  # the cursor of the database's driver
 
-class SQLRows:
+
+class SQLRows(Generic[C]):
     """Writing a generation's rows and position; each database's store supplies its
     placeholders, transactions, bulk insert and savepoints."""
 
@@ -22,11 +25,11 @@ class SQLRows:
         """A statement written with ``%s`` placeholders, in this database's placeholders."""
         return text
 
-    def transaction(self) -> AbstractContextManager[Any]:
+    def transaction(self) -> AbstractContextManager[C]:
         """A write transaction's cursor."""
         raise NotImplementedError
 
-    def _insert(self, cursor: Any, view: View, generation: Generation, rows: Sequence[Row]) -> None:
+    def _insert(self, cursor: C, view: View, generation: Generation, rows: Sequence[Row]) -> None:
         raise NotImplementedError
 
     def apply(
@@ -78,7 +81,7 @@ class SQLRows:
 
     def move(
         self,
-        cursor: Any,
+        cursor: C,
         view: View,
         generation: Generation,
         *,
@@ -102,7 +105,7 @@ class SQLRows:
 
     def replace(
         self,
-        cursor: Any,
+        cursor: C,
         view: View,
         generation: Generation,
         replaced: Sequence[str],
@@ -120,7 +123,7 @@ class SQLRows:
             )
         self._insert(cursor, view, generation, rows)
 
-    def add(self, cursor: Any, view: View, generation: Generation, rows: Sequence[Row]) -> None:
+    def add(self, cursor: C, view: View, generation: Generation, rows: Sequence[Row]) -> None:
         """Rows of a view with a tally: each adds its count to the stored row of its key (or
         is inserted)."""
         if not rows or view.tally is None:
@@ -136,7 +139,7 @@ class SQLRows:
             rows,
         )
 
-    def savepoint(self, cursor: Any) -> AbstractContextManager[None]:
+    def savepoint(self, cursor: C) -> AbstractContextManager[None]:
         """A savepoint in the cursor's transaction: an error in the block rolls back to it
         (and is raised); the transaction goes on."""
         raise NotImplementedError
@@ -155,7 +158,3 @@ class SQLRows:
                 ),
                 (position, generation.view, generation.number),
             )
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000

@@ -9,13 +9,14 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+from infrastructure.retrying import now_us
 from infrastructure.views.differences import differences
-from infrastructure.views.rows import SQLRows, now_us
+from infrastructure.views.rows import C, SQLRows
 from projections.store import Generation, reader_name
 from projections.views import View
 
 
-class SQLViewStore(SQLRows):
+class SQLViewStore(SQLRows[C]):
     """The SQL both databases share, over the ledger's own connection pool; each database's
     module (`infrastructure.views.postgres`, `.sqlite`) supplies its transactions, its bulk
     insert (COPY on PostgreSQL) and its catalogue."""
@@ -25,11 +26,11 @@ class SQLViewStore(SQLRows):
 
     # --- plumbing ------------------------------------------------------------------------
 
-    def _reading(self) -> AbstractContextManager[Any]:
+    def _reading(self) -> AbstractContextManager[C]:
         """A cursor for one read."""
         raise NotImplementedError
 
-    def _lock_schema(self, cursor: Any) -> None:
+    def _lock_schema(self, cursor: C) -> None:
         """Serialize with other processes creating tables (nothing to do on SQLite)."""
 
     def _analyze(self, generation: Generation) -> None:
