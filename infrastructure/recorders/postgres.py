@@ -27,6 +27,7 @@ from infrastructure.recorders.tables import (
     LedgerTables,
 )
 from infrastructure.storage_errors import LIBRARY_TRANSIENT_ERRORS, refused
+from infrastructure.views.inline import InlineViews
 from infrastructure.views.postgres import PostgresViewStorage
 
 # As the library retries a transient failure of insert_events: 10 attempts, 0.2 s apart.
@@ -50,12 +51,20 @@ class PostgresLedgerRecorder(
             "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
             "RETURNING notification_id"
         ).format(table=Identifier(events_table_name))
+        # The log's last position before a batch: read under the table lock, so committed.
+        self.previous_position = SQL(
+            "SELECT COALESCE(MAX(notification_id), 0) AS previous FROM {table} "
+            "WHERE notification_id < %s"
+        ).format(table=Identifier(events_table_name))
+        self._inline_views: InlineViews[Cursor[DictRow]] | None = None
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         """The library's insert with its retries of transient failures, but not of a refusal
         of the data (see the module docstring): that is raised at once."""
+        if kwargs.get("folded"):
+            self.inline_views()  # made before the write: making its store takes a connection
         insert = PostgresApplicationRecorder.insert_events.__wrapped__  # without its @retry
         attempt = 1
         while True:
@@ -233,7 +242,25 @@ class PostgresLedgerRecorder(
                 with suppress(psycopg.Error):
                     pipeline.sync()  # the statements aborted after it
                 raise error from None
+        folded = kwargs.get("folded")
+        if folded and notification_ids:
+            with connection.cursor() as views_cursor:
+                views_cursor.execute(self.previous_position, (notification_ids[0],))
+                row = views_cursor.fetchone()
+                self.inline_views().write(
+                    views_cursor,
+                    previous=row["previous"] if row else 0,
+                    stored_events=stored_events,
+                    notification_ids=notification_ids,
+                    folded=folded,
+                )
         return notification_ids
+
+    def inline_views(self) -> InlineViews[Cursor[DictRow]]:
+        """The views this recorder updates in its write transaction (made once)."""
+        if self._inline_views is None:
+            self._inline_views = InlineViews(self.view_storage().store)
+        return self._inline_views
 
     # --- how PostgreSQL spells the shared SQL ----------------------------------------------
 
