@@ -23,7 +23,15 @@ from domain.keys import membership_id
 from domain.notifications import Notification
 from domain.ports import LedgerStore
 from domain.resume import Decode, resume
-from domain.rows import InboxRow, Outcome, QuarantineRow, Resolution, SnapshotRow, quarantine_id
+from domain.rows import (
+    FoldedRow,
+    InboxRow,
+    Outcome,
+    QuarantineRow,
+    Resolution,
+    SnapshotRow,
+    quarantine_id,
+)
 from domain.snapshots import encode_snapshot
 
 Clock = Callable[[], datetime]
@@ -48,8 +56,11 @@ def record_batch(
     resolving: Sequence[str] | None,
     *,
     use_snapshots: bool,
+    update_views: bool = False,
 ) -> list[Outcome]:
-    """The batch in one transaction; one outcome per payload, in order."""
+    """The batch in one transaction; one outcome per payload, in order. With
+    ``update_views``, the recorder is also given each changed membership's folded state, to
+    bring the views that stand at the log's head along in the same transaction."""
     store = pipeline.store
     valid = [item for item in parsed if isinstance(item, Notification)]
     known_ids, known_fingerprints = store.find_recorded(
@@ -88,8 +99,10 @@ def record_batch(
     tips |= store.chain_tips(
         [(s.membership_id, s.stored_version) for s in changed if s.membership_id not in tips]
     )
+    views = {"folded": [_folded(s) for s in changed]} if update_views else {}
     positions = store.insert_events(
         events,
+        **views,
         inbox=[_chained(row, tips.get(standing.membership_id, GENESIS)) for standing, row in inbox],
         snapshots=[
             SnapshotRow(s.membership_id, s.version, encode_snapshot(s.snapshot)) for s in changed
@@ -123,6 +136,13 @@ def _with_positions(outcomes: list[Outcome], positions: Sequence[int] | None) ->
         Outcome("recorded", position=next(at, None)) if outcome.status == "recorded" else outcome
         for outcome in outcomes
     ]
+
+
+def _folded(standing: Standing) -> FoldedRow:
+    """A changed membership's state and the facts this batch recorded for it (the last of
+    its events: those loaded from the store come first)."""
+    recorded = standing.version - standing.stored_version
+    return FoldedRow(standing.membership_id, standing.state, tuple(standing.events[-recorded:]))
 
 
 def _inbox_row(standing: Standing, notification: Notification, timestamp: datetime) -> InboxRow:

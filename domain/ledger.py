@@ -101,10 +101,13 @@ class Ledger(Application[UUID]):
         received_at_us: int | None = None,
         parsed: Sequence[Notification | InvalidNotificationError] | None = None,
         sources: Sequence[str | None] | str | None = None,
+        update_views: bool = False,
     ) -> list[Outcome]:
         """Record a batch of raw payloads atomically; one outcome per payload, in order.
         ``parsed``: the payloads already parsed by `parse_all` (e.g. in another process).
-        ``sources``: where each payload came from (or one for all), kept with quarantine rows."""
+        ``sources``: where each payload came from (or one for all), kept with quarantine rows.
+        ``update_views``: the views that stand at the log's head move with the batch, in its
+        transaction (the doors ask for it); the others are left to catch up, as always."""
         received = received_at_us if received_at_us is not None else _micros(self.clock())
         if parsed is None:
             parsed = parse_all(payloads)
@@ -114,7 +117,7 @@ class Ledger(Application[UUID]):
             sources = [sources] * len(payloads)
         elif len(sources) != len(payloads):
             raise ValueError("one source per payload")
-        outcomes = self._record_locked(Batch(payloads, parsed, received))
+        outcomes = self._record_locked(Batch(payloads, parsed, received, update_views=update_views))
         # Where each quarantined payload came from, noted once the batch has committed (the
         # entry and its bytes are in that commit; a crash before this leaves the source unknown).
         found = {

@@ -21,7 +21,9 @@ class LedgerStore(AuditStore, Protocol):
         self, stored_events: Sequence[StoredEvent], **rows: Any
     ) -> Sequence[int] | None:
         """The write stage: the events and ``rows`` (inbox, snapshots, keys, quarantine,
-        resolutions) in one transaction; the events' positions, in order."""
+        resolutions) in one transaction; the events' positions, in order. Given ``folded``
+        (`domain.rows.FoldedRow`), it also updates the views that stand at the log's head in
+        that transaction; a view it cannot update is left to catch up."""
         ...
 
     def find_recorded(

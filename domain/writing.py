@@ -46,13 +46,15 @@ class Attempts(Protocol):
 
 @dataclass(frozen=True)
 class Batch:
-    """Payloads recorded together: their parse results, when they were received, and (for a
-    replay) the quarantine entry each one resolves."""
+    """Payloads recorded together: their parse results, when they were received, (for a
+    replay) the quarantine entry each one resolves, and whether the views that stand at the
+    log's head move with it (`domain.batch.record_batch`)."""
 
     payloads: Sequence[bytes]
     parsed: Sequence[Notification | InvalidNotificationError]
     received_at_us: int
     resolving: Sequence[str] | None = None
+    update_views: bool = False
 
     def halves(self) -> list[Batch]:
         middle = len(self.payloads) // 2
@@ -62,6 +64,7 @@ class Batch:
                 self.parsed[half],
                 self.received_at_us,
                 None if self.resolving is None else self.resolving[half],
+                self.update_views,
             )
             for half in (slice(0, middle), slice(middle, None))
         ]
@@ -103,5 +106,6 @@ class BatchWriter:
                 batch.received_at_us,
                 batch.resolving,
                 use_snapshots=attempt < TRUST_SNAPSHOTS_ATTEMPTS,
+                update_views=batch.update_views,
             )
         )

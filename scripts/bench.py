@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/bench.py [--scale small|full] [--json OUT] [--admin-url URL]
         [--only ingest,rebuild,freshness,queries,dashboard,webhook,cli]
+        [--webhook-load SENDERS,REQUESTS]
 
 Creates scratch databases, runs, prints one table (figure, ours, baseline, ratio, target, met?),
 writes the same as JSON with --json, and drops the databases. ``--only`` runs some figure groups
@@ -25,6 +26,7 @@ Figures:
    loopback, acknowledged (2xx, committed) deliveries/s and p50/p99 latency; baseline:
    ``scripts/bench_crud.py``, a FastAPI/uvicorn receiver upserting one row per request, under the
    same load with the same payloads. Each with ``--workers`` 1 and 2, the better one reported.
+   ``--webhook-load 64,10000`` sets the concurrent senders and requests (default: the scale's).
 6. dashboard: each dashboard page's p99 (signed in, one ``serve`` worker) beside the p99 of the
    API endpoint that answers the same question, requests interleaved page/API in the same run.
 7. cli: ``partner-ledger --help``, median wall time of a few runs; baseline: ``python -c pass``
@@ -88,6 +90,12 @@ def main() -> int:
     parser.add_argument("--json", type=Path, metavar="OUT")
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--only", metavar="NAME[,NAME]", help=f"some of {','.join(GROUPS)}")
+    parser.add_argument(
+        "--webhook-load",
+        type=_load,
+        metavar="SENDERS,REQUESTS",
+        help="the webhook figure's concurrent senders and requests (default: the scale's)",
+    )
     args = parser.parse_args()
     groups = set(args.only.split(",")) if args.only else set(GROUPS)
     if groups - set(GROUPS):
@@ -97,13 +105,28 @@ def main() -> int:
         with scratch_database(args.admin_url, "bench") as url:
             rows += run(url, SCALES[args.scale], groups)
     if "webhook" in groups:
-        rows += bench_webhook(args.admin_url, args.scale)
+        concurrency, requests, seconds = WEBHOOK_LOAD[args.scale]
+        if args.webhook_load is not None:
+            concurrency, requests = args.webhook_load
+            seconds = max(seconds, requests / 50)  # at 50/s at worst, every request is sent
+        rows += bench_webhook(args.admin_url, (concurrency, requests, seconds))
     if "cli" in groups:
         rows += bench_cli_help()
     print_table(rows)
     if args.json:
         args.json.write_text(json.dumps({"scale": args.scale, "figures": rows}, indent=2) + "\n")
     return 0
+
+
+def _load(text: str) -> tuple[int, int]:
+    senders, _, requests = text.partition(",")
+    try:
+        pair = int(senders), int(requests)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not SENDERS,REQUESTS") from None
+    if min(pair) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: both must be at least 1")
+    return pair
 
 
 def generate(path: Path, count: int, seed: int) -> None:
@@ -526,10 +549,11 @@ def busiest_membership(url: str) -> tuple[int, int, int]:
     return row["org_id"], row["customer_id"], row["partner_program_id"]
 
 
-def bench_webhook(admin_url: str, scale: str) -> list[dict[str, Any]]:
+def bench_webhook(admin_url: str, load: tuple[int, int, float]) -> list[dict[str, Any]]:
     """Ours and the CRUD baseline, each with 1 and 2 workers on a fresh database, under the
-    same load of the same payloads (a new seed: none is a duplicate of the ingest figure's)."""
-    concurrency, requests, seconds = WEBHOOK_LOAD[scale]
+    same load (senders, requests, time bound) of the same payloads (a new seed: none is a
+    duplicate of the ingest figure's)."""
+    concurrency, requests, seconds = load
     runs: dict[tuple[str, int], dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         payloads = Path(scratch) / "webhooks.jsonl"

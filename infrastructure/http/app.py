@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -25,11 +26,11 @@ from domain.errors import StorageUnavailableError
 from infrastructure.http import dashboard, docs_page, operations, overview, reads
 from infrastructure.http.config import HttpConfig
 from infrastructure.http.metrics import Metrics
-from infrastructure.http.protocol import GuardedH11Protocol
+from infrastructure.http.protocol import Guard
 from infrastructure.http.schemas import LedgerJSONResponse, ValidationProblem
 from infrastructure.http.service import running_service
 from infrastructure.http.supervision import exit_with_parent
-from infrastructure.http.webhooks import unavailable, webhook_router
+from infrastructure.http.webhooks import PATH, WebhookFastPath, unavailable, webhook_router
 from infrastructure.settings import Settings
 from infrastructure.storage_errors import TRANSIENT_ERRORS, ErrorTypes
 
@@ -48,7 +49,7 @@ def create_app(config: HttpConfig, settings: Settings) -> FastAPI:
     """The service, configured; it opens its ledger when the server starts it."""
     config.check()
     metrics = Metrics()
-    GuardedH11Protocol.configure(
+    Guard.configure(
         max_connections=config.max_connections,
         request_read_seconds=config.request_read_seconds,
         transient_status=config.transient_status,
@@ -72,7 +73,8 @@ def create_app(config: HttpConfig, settings: Settings) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    app.include_router(webhook_router(config))
+    webhooks = webhook_router(config)
+    app.include_router(webhooks)
     app.include_router(reads.router)
     app.include_router(operations.router)
     app.include_router(overview.router)
@@ -84,6 +86,8 @@ def create_app(config: HttpConfig, settings: Settings) -> FastAPI:
     unavailable_errors: ErrorTypes = (StorageUnavailableError, *TRANSIENT_ERRORS)
     for error in unavailable_errors:
         app.add_exception_handler(error, database_unavailable)
+    (webhook,) = (r for r in webhooks.routes if isinstance(r, APIRoute) and r.path == PATH)
+    app.add_middleware(WebhookFastPath, endpoint=webhook.endpoint, route=webhook)
     app.add_middleware(AccessLog)
     return app
 

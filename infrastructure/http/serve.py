@@ -82,7 +82,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """Check the configuration and the database, then serve until SIGTERM or SIGINT."""
     import uvicorn  # here, not at the top: every other CLI command would pay for it
 
-    from infrastructure.http.protocol import GuardedH11Protocol
+    from infrastructure.http.protocol import PROTOCOLS
     from infrastructure.http.service import GRACE_SECONDS
 
     _check_listen_flags(args)
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     options: dict[str, Any] = {
         "host": args.host,
         "port": args.port,
-        "http": GuardedH11Protocol,
+        "http": PROTOCOLS[config.http_parser],
         "log_config": log_config(),
         "access_log": False,
         "server_header": False,

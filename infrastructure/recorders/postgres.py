@@ -30,6 +30,7 @@ from infrastructure.recorders.tables import (
     LedgerTables,
 )
 from infrastructure.storage_errors import LIBRARY_TRANSIENT_ERRORS, refused
+from infrastructure.views.inline import InlineViews
 from infrastructure.views.postgres import PostgresViewStorage
 
 EVENT_COLUMNS = ("originator_id", "originator_version", "topic", "state", "notification_id")
@@ -55,6 +56,12 @@ class PostgresLedgerRecorder(
             "SELECT nextval(pg_get_serial_sequence({table}, 'notification_id')) AS id "
             "FROM generate_series(1, %s) ORDER BY id"
         ).format(table=Literal(f"{self.datastore.schema}.{events_table_name}"))
+        # The log's last position before a batch: read under the table lock, so committed.
+        self.previous_position = SQL(
+            "SELECT COALESCE(MAX(notification_id), 0) AS previous FROM {table} "
+            "WHERE notification_id < %s"
+        ).format(table=Identifier(events_table_name))
+        self._inline_views: InlineViews[Cursor[DictRow]] | None = None
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -62,6 +69,8 @@ class PostgresLedgerRecorder(
         """The events and the ledger's rows in one transaction (`_write`), tried again on a
         transient failure as the library does, but not on a refusal of the data (see the
         module docstring): that is raised at once."""
+        if kwargs.get("folded"):
+            self.inline_views()  # made before the write: making its store takes a connection
         attempt = 1
         while True:
             try:
@@ -109,6 +118,17 @@ class PostgresLedgerRecorder(
                 )
             tips = self._write_inbox(curs, rows.get("inbox", ()), stored_events)
             self._write_snapshots(curs, rows.get("snapshots", ()), tips)
+            folded = rows.get("folded")
+            if folded and notification_ids:
+                curs.execute(self.previous_position, (notification_ids[0],))
+                row = curs.fetchone()
+                self.inline_views().write(
+                    curs,
+                    previous=row["previous"] if row else 0,
+                    stored_events=stored_events,
+                    notification_ids=notification_ids,
+                    folded=folded,
+                )
         return notification_ids
 
     @contextmanager
@@ -257,6 +277,12 @@ class PostgresLedgerRecorder(
         self._write_keys(curs, kwargs.get("keys", ()))
         self._write_quarantine(curs, kwargs.get("quarantine", ()))
         self._write_resolutions(curs, kwargs.get("resolutions", ()))
+
+    def inline_views(self) -> InlineViews[Cursor[DictRow]]:
+        """The views this recorder updates in its write transaction (made once)."""
+        if self._inline_views is None:
+            self._inline_views = InlineViews(self.view_storage().store)
+        return self._inline_views
 
     # --- how PostgreSQL spells the shared SQL ----------------------------------------------
 

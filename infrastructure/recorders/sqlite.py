@@ -17,6 +17,7 @@ from domain.errors import StoreRefusedError
 from infrastructure.ledger_queries import chunks, marks
 from infrastructure.recorders.tables import ADDED_COLUMNS, RETIRED_INDEXES, LedgerTables
 from infrastructure.storage_errors import refused
+from infrastructure.views.inline import InlineViews
 from infrastructure.views.sqlite import SQLiteViewStorage, write_transaction
 
 
@@ -31,6 +32,7 @@ class SQLiteLedgerRecorder(LedgerTables[SQLiteDatastore, SQLiteCursor], SQLiteAp
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name)
         self.events_table = events_table_name
+        self._inline_views: InlineViews[SQLiteCursor] | None = None
 
     def construct_create_table_statements(self) -> list[str]:
         return [*super().construct_create_table_statements(), *self.ledger_ddl()]
@@ -84,6 +86,8 @@ class SQLiteLedgerRecorder(LedgerTables[SQLiteDatastore, SQLiteCursor], SQLiteAp
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
+        if kwargs.get("folded"):
+            self.inline_views()  # made before the write: making its store takes the write lock
         try:
             return super().insert_events(stored_events, **kwargs)
         except PersistenceError as error:
@@ -102,6 +106,21 @@ class SQLiteLedgerRecorder(LedgerTables[SQLiteDatastore, SQLiteCursor], SQLiteAp
         notification_ids = self._append_events(c, stored_events)
         tips = self._write_inbox(c, kwargs.get("inbox", ()), stored_events)
         self._write_snapshots(c, kwargs.get("snapshots", ()), tips)
+        folded = kwargs.get("folded")
+        if folded and notification_ids:
+            # The log's last position before the batch: this transaction holds the write lock.
+            c.execute(
+                f"SELECT COALESCE(MAX(rowid), 0) AS previous FROM {self.events_table} "
+                "WHERE rowid < ?",
+                (notification_ids[0],),
+            )
+            self.inline_views().write(
+                c,
+                previous=c.fetchone()["previous"],
+                stored_events=stored_events,
+                notification_ids=notification_ids,
+                folded=folded,
+            )
         return notification_ids
 
     def _append_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> list[int]:
@@ -120,6 +139,12 @@ class SQLiteLedgerRecorder(LedgerTables[SQLiteDatastore, SQLiteCursor], SQLiteAp
         )
         last = self._max_notification_id(c)
         return list(range(last - len(stored_events) + 1, last + 1))
+
+    def inline_views(self) -> InlineViews[SQLiteCursor]:
+        """The views this recorder updates in its write transaction (made once)."""
+        if self._inline_views is None:
+            self._inline_views = InlineViews(self.view_storage().store)
+        return self._inline_views
 
     # --- how SQLite spells the shared SQL --------------------------------------------------
 

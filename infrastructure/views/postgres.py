@@ -16,7 +16,7 @@ from typing import Any, TypedDict
 
 import psycopg
 from eventsourcing.postgres import PostgresDatastore
-from psycopg import Cursor
+from psycopg import Cursor, pq
 from psycopg.rows import DictRow, TupleRow, tuple_row
 
 from domain.errors import LockLostError
@@ -86,12 +86,28 @@ class PostgresViewStore(SQLViewStore[Cursor[DictRow]]):
     def _insert(
         self, cursor: Cursor[DictRow], view: View, generation: Generation, rows: Sequence[Row]
     ) -> None:
+        """COPY; inside a pipeline (the ledger's write transaction), where psycopg cannot
+        COPY, one INSERT of a binary array per column."""
         if not rows:
             return
         names = ", ".join(view.column_names)
+        if cursor.connection.pgconn.pipeline_status != pq.PipelineStatus.OFF:
+            arrays = ", ".join(f"%b::{column.sql_type}[]" for column in view.columns)
+            cursor.execute(
+                f"INSERT INTO {generation.table} ({names}) SELECT * FROM unnest({arrays})",
+                [list(column) for column in zip(*rows, strict=True)],
+            )
+            return
         with cursor.copy(f"COPY {generation.table} ({names}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
+
+    @contextmanager
+    def savepoint(self, cursor: Cursor[DictRow]) -> Iterator[None]:
+        connection = cursor.connection
+        with connection.transaction(), connection.pipeline() as pipeline:
+            yield
+            pipeline.sync()  # the block's errors are raised here, inside the savepoint
 
     def _columns(self, table: str) -> list[dict[str, Any]]:
         return self.query(

@@ -75,6 +75,17 @@ class SQLiteViewStore(SQLViewStore[SQLiteCursor]):
     def _columns(self, table: str) -> list[dict[str, Any]]:
         return self.query(f"SELECT name FROM pragma_table_info('{table}')")
 
+    @contextmanager
+    def savepoint(self, cursor: SQLiteCursor) -> Iterator[None]:
+        cursor.execute("SAVEPOINT view_rows")
+        try:
+            yield
+        except BaseException:
+            cursor.execute("ROLLBACK TO view_rows")
+            cursor.execute("RELEASE view_rows")
+            raise
+        cursor.execute("RELEASE view_rows")
+
 
 def lock_file_path(datastore: SQLiteDatastore) -> Path:
     """The one lock file of an SQLite ledger."""

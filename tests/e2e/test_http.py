@@ -735,7 +735,14 @@ def test_a_database_outage_gives_429s_then_recovery_with_every_200_in_the_store(
 
         with ThreadPoolExecutor(6) as pool:
             workers = [pool.submit(load) for _ in range(6)]
-            time.sleep(1.0)
+            # The outage starts once deliveries are being acknowledged (a second of load on a
+            # busy machine may not have brought one 200 yet); at most 30 s.
+            warm = time.monotonic() + 30
+            while time.monotonic() < warm:
+                with lock:
+                    if sum(1 for a in answers if a[1] == 200) >= 20:
+                        break
+                time.sleep(0.1)
             # The outage: the database refuses connections and its sessions are cut, for longer
             # than a delivery waits for its commit (else the library's retries ride it out).
             outage_started = time.monotonic()
