@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from domain.integrity import GENESIS, Break, chain_hash, next_digest
+from domain.keys import MembershipKey
 
 CHECKPOINT_EVERY = 1000
 PAGE = 5000
@@ -24,7 +25,7 @@ class AuditStore(Protocol):
 
     def orphan_inbox_rows(self) -> list[dict[str, Any]]: ...
 
-    def mismatched_heads(self) -> list[dict[str, Any]]: ...
+    def mismatched_snapshots(self) -> list[dict[str, Any]]: ...
 
     def log_rows(self, *, after: int, up_to: int | None, limit: int) -> list[tuple[int, str]]: ...
 
@@ -42,12 +43,13 @@ class Auditor:
 
     def verify(self) -> list[Break]:
         """Every break in every chain and in the digest checkpoints; empty when intact."""
-        return [*self._chain_breaks(), *self._head_breaks(), *self._checkpoint_breaks()]
+        return [*self._chain_breaks(), *self._snapshot_breaks(), *self._checkpoint_breaks()]
 
-    def _head_breaks(self) -> Iterator[Break]:
-        """A membership head (what the next write resumes from) must sit on the membership's
-        last event: same version, same chain hash."""
-        for row in self.store.mismatched_heads():
+    def _snapshot_breaks(self) -> Iterator[Break]:
+        """A membership snapshot (what the next write resumes from) must sit on the
+        membership's last event: same version, same chain hash (the code keeps its stored
+        name, ``HEAD_MISMATCH``)."""
+        for row in self.store.mismatched_snapshots():
             yield Break(
                 "HEAD_MISMATCH",
                 "the membership's head is not at its last recorded event",
@@ -73,11 +75,11 @@ class Auditor:
                 expected=row["hash"],
             )
         current: UUID | None = None
-        head, expected_version = GENESIS, 1
+        last_hash, expected_version = GENESIS, 1
         for row in self._all_chain_rows():
             membership, version = UUID(str(row["originator_id"])), row["originator_version"]
             if membership != current:
-                current, head, expected_version = membership, GENESIS, 1
+                current, last_hash, expected_version = membership, GENESIS, 1
             for gone in range(expected_version, version):
                 if (membership, gone) not in orphans:
                     yield Break(
@@ -96,11 +98,11 @@ class Auditor:
             if row["hash"] is None:
                 yield Break("UNTRACKED_EVENT", "an event the ledger never recorded", **where)
                 continue
-            if row["previous_hash"] != head:
+            if row["previous_hash"] != last_hash:
                 yield Break(
                     "LINK_BROKEN",
                     "the chain does not continue from the event before",
-                    expected=head,
+                    expected=last_hash,
                     found=row["previous_hash"],
                     **where,
                 )
@@ -119,7 +121,7 @@ class Auditor:
                     found=recomputed,
                     **where,
                 )
-            head = row["hash"]
+            last_hash = row["hash"]
 
     def _all_chain_rows(self) -> Iterator[dict[str, Any]]:
         after: tuple[UUID, int] | None = None
@@ -141,7 +143,7 @@ class Auditor:
             after = rows[-1][0]
 
     def digest(self, up_to: int | None = None) -> tuple[str, int, int]:
-        """The log digest at ``up_to`` (default: the head): (digest, position, events)."""
+        """The log digest at ``up_to`` (default: the last position): (digest, position, events)."""
         digest, position, events = GENESIS, 0, 0
         for position, event_hash in self._log(up_to=up_to):
             digest = next_digest(digest, position=position, event_hash=event_hash)
@@ -151,12 +153,12 @@ class Auditor:
     def verify_against(self, digest: str, position: int) -> list[Break]:
         """Check a published ``DIGEST@POSITION``."""
         found, reached, _ = self.digest(up_to=position)
-        if reached != position and position > (head := self.digest()[1]):
+        if reached != position and position > (last_position := self.digest()[1]):
             return [
                 Break(
                     "BEYOND_HEAD",
                     f"the digest names position {position}, beyond the log's head at "
-                    f"{head}: it is from another ledger, or events were removed",
+                    f"{last_position}: it is from another ledger, or events were removed",
                     position=position,
                 )
             ]
@@ -184,7 +186,7 @@ class Auditor:
         return []
 
     def checkpoint(self) -> int:
-        """Extend the stored checkpoints to the head; returns how many were added."""
+        """Extend the stored checkpoints to the log's last position; returns how many were added."""
         stored = self.store.checkpoints()
         digest, after, events = GENESIS, 0, 0
         if stored:
@@ -235,7 +237,9 @@ class Auditor:
             previous = checkpoint["position"]
 
 
-def _key(row: dict[str, Any]) -> tuple[int, int, int] | None:
+def _key(row: dict[str, Any]) -> MembershipKey | None:
     if row.get("org_id") is None:
         return None
-    return (int(row["org_id"]), int(row["customer_id"]), int(row["partner_program_id"]))
+    return MembershipKey(
+        int(row["org_id"]), int(row["customer_id"]), int(row["partner_program_id"])
+    )

@@ -2,7 +2,7 @@
 
 Parsing (decode and normalize) happened before, maybe in other processes; the write is the
 recorder's ``insert_events``, which chains each event's hash over its stored bytes and writes
-events, inbox, heads, new customer keys, quarantine and resolutions in one transaction.
+events, inbox, snapshots, new customer keys, quarantine and resolutions in one transaction.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from eventsourcing.persistence import StoredEvent
 from domain.classify import classify
 from domain.encode import EventEncoder
 from domain.errors import InvalidNotificationError
-from domain.fold import Standing, record
-from domain.heads import encode_head
+from domain.fold import Standing, fold_next
 from domain.integrity import GENESIS
-from domain.membership import Head, membership_id
+from domain.membership import membership_id
 from domain.notifications import Notification
 from domain.ports import LedgerStore
 from domain.resume import Decode, resume
-from domain.rows import HeadRow, InboxRow, Outcome, QuarantineRow, Resolution, quarantine_id
+from domain.rows import InboxRow, Outcome, QuarantineRow, Resolution, SnapshotRow, quarantine_id
+from domain.snapshots import encode_snapshot
 
 Clock = Callable[[], datetime]
 """The recording time of the next event (UTC)."""
@@ -47,7 +47,7 @@ def record_batch(
     received_at_us: int,
     resolving: Sequence[str] | None,
     *,
-    use_heads: bool,
+    use_snapshots: bool,
 ) -> list[Outcome]:
     """The batch in one transaction; one outcome per payload, in order."""
     store = pipeline.store
@@ -57,7 +57,7 @@ def record_batch(
     )
     decisions = classify(parsed, known_ids, known_fingerprints)
     accepted = [item for item in decisions if isinstance(item, Notification)]
-    standings, hashes = resume(store, pipeline.decode, accepted, use_heads=use_heads)
+    standings, tips = resume(store, pipeline.decode, accepted, use_snapshots=use_snapshots)
     sealed = store.seal(
         [(n.org_id, n.customer_id, n.identifiers.model_dump(exclude_none=True)) for n in accepted]
     )
@@ -83,30 +83,23 @@ def record_batch(
         elif item is None:
             outcomes.append(Outcome("duplicate"))
         else:
-            standing = standings[membership_id(*item.key)]
+            standing = standings[membership_id(item.key)]
             timestamp = pipeline.clock()
-            values = record(standing, item, timestamp=timestamp, identifiers=next(identifiers))
+            values = fold_next(standing, item, timestamp=timestamp, identifiers=next(identifiers))
             events.append(
                 pipeline.encoder.encode(item.kind, standing.membership_id, standing.version, values)
             )
             inbox.append((standing, _inbox_row(standing, item, timestamp)))
             outcomes.append(Outcome("recorded"))
     changed = [s for s in standings.values() if s.changed]
-    hashes |= store.chain_heads(
-        [(s.membership_id, s.stored_version) for s in changed if s.membership_id not in hashes]
+    tips |= store.chain_tips(
+        [(s.membership_id, s.stored_version) for s in changed if s.membership_id not in tips]
     )
     positions = store.insert_events(
         events,
-        inbox=[
-            _chained(row, hashes.get(standing.membership_id, GENESIS)) for standing, row in inbox
-        ],
-        heads=[
-            HeadRow(
-                s.membership_id,
-                s.version,
-                encode_head(Head(s.membership_id, s.version, s.state, s.latest_occurrence)),
-            )
-            for s in changed
+        inbox=[_chained(row, tips.get(standing.membership_id, GENESIS)) for standing, row in inbox],
+        snapshots=[
+            SnapshotRow(s.membership_id, s.version, encode_snapshot(s.snapshot)) for s in changed
         ],
         keys=sealed.new_keys,
         quarantine=quarantine,

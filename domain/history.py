@@ -18,7 +18,14 @@ from uuid import UUID
 
 from domain.errors import MembershipNotFoundError
 from domain.ledger import Ledger, iso, jsonable
-from domain.membership import MembershipState, PartnerMembership, Step, fold, is_late
+from domain.membership import (
+    MembershipKey,
+    MembershipState,
+    PartnerMembership,
+    Step,
+    fold_state,
+    is_late,
+)
 
 
 class Chronicle:
@@ -27,11 +34,9 @@ class Chronicle:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
 
-    def history(
-        self, org_id: int, customer_id: int, partner_program_id: int
-    ) -> list[dict[str, Any]]:
+    def history(self, key: MembershipKey) -> list[dict[str, Any]]:
         """Every recorded event of one membership, in recording order, with what it changed."""
-        membership = self.ledger.membership(org_id, customer_id, partner_program_id)
+        membership = self.ledger.membership(key)
         positions = self.ledger.store.positions(membership.id)
         entries = list(_entries(membership, positions, membership.recorded))
         for entry, event in zip(entries, membership.recorded, strict=True):
@@ -57,15 +62,7 @@ class Chronicle:
             positions = self.ledger.store.positions(membership.id)
             in_period = [e for e in membership.recorded if start <= e.timestamp <= end]
             for entry in _entries(membership, positions, in_period):
-                yield {
-                    "membership": dict(
-                        zip(
-                            ("org_id", "customer_id", "partner_program_id"),
-                            membership.key,
-                            strict=True,
-                        )
-                    )
-                } | entry
+                yield {"membership": membership.key._asdict()} | entry
 
     def count_changed(
         self, *, org_id: int, partner_program_id: int | None, start: datetime, end: datetime
@@ -81,19 +78,17 @@ class Chronicle:
 
     def state_at(
         self,
-        org_id: int,
-        customer_id: int,
-        partner_program_id: int,
+        key: MembershipKey,
         *,
         as_of: datetime | None = None,
         as_known_at: datetime | None = None,
     ) -> MembershipState:
-        membership = self.ledger.membership(org_id, customer_id, partner_program_id)
+        membership = self.ledger.membership(key)
         state = _state_at(membership, as_of=as_of, as_known_at=as_known_at)
         if state is None:
             raise MembershipNotFoundError(
-                f"no event of membership org {org_id}, customer {customer_id}, partner program "
-                f"{partner_program_id} {_window(as_of, as_known_at)}"
+                f"no event of membership org {key.org_id}, customer {key.customer_id}, "
+                f"partner program {key.partner_program_id} {_window(as_of, as_known_at)}"
             )
         return state
 
@@ -135,7 +130,7 @@ def _state_at(
         if (as_of is None or e.occurred_at <= as_of)
         and (as_known_at is None or e.timestamp <= as_known_at)
     ]
-    return fold(membership.key, events)[0] if events else None
+    return fold_state(membership.key, events) if events else None
 
 
 def _entries(

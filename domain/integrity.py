@@ -19,6 +19,7 @@ from typing import Final
 from uuid import UUID
 
 from domain.errors import DigestFormatError
+from domain.keys import MembershipKey
 
 GENESIS: Final = "0" * 64
 
@@ -53,7 +54,7 @@ class Break:
     kind: str  # CONTENT_CHANGED, LINK_BROKEN, EVENT_MISSING, UNTRACKED_EVENT, DIGEST_MISMATCH,
     # HEAD_MISMATCH
     detail: str
-    membership: tuple[int, int, int] | None = None
+    membership: MembershipKey | None = None
     membership_id: str | None = None
     version: int | None = None
     position: int | None = None

@@ -1,7 +1,7 @@
 """The Ledger application: every payload is recorded, a duplicate, or quarantined.
 
 A batch of payloads is handled in one transaction by the write pipeline (`domain.batch`):
-quarantine rows, new membership events, their inbox rows, heads and new customer keys commit
+quarantine rows, new membership events, their inbox rows, snapshots and new customer keys commit
 together or not at all. Duplicate detection reads the inbox first and relies on its unique
 indexes at commit time; a concurrent writer that wins the race turns our commit into an
 ``IntegrityError``, and the whole batch is tried again from the top (optimistic concurrency),
@@ -49,15 +49,15 @@ from domain.library_settings import (
     DateAsISO,
     check_library_settings,
 )
-from domain.membership import MembershipState, PartnerMembership, membership_id
+from domain.membership import MembershipKey, MembershipState, PartnerMembership, membership_id
 from domain.notifications import Notification
 from domain.ports import LedgerStore
-from domain.rows import HeadRow, InboxRow, Outcome, QuarantineRow, Resolution, quarantine_id
+from domain.rows import InboxRow, Outcome, QuarantineRow, Resolution, SnapshotRow, quarantine_id
 
 T = TypeVar("T")
-# After this many conflicts, stop trusting heads: only a head behind its events (appended by
-# a release that kept no heads) keeps conflicting; whole histories are read instead.
-TRUST_HEADS_ATTEMPTS: Final = 5
+# After this many conflicts, stop trusting snapshots: only a snapshot behind its events
+# (appended by a release that kept none) keeps conflicting; whole histories are read instead.
+TRUST_SNAPSHOTS_ATTEMPTS: Final = 5
 
 
 class ConcurrencyError(LedgerError):
@@ -206,7 +206,7 @@ class Ledger(Application[UUID]):
         resolving: Sequence[str] | None,
     ) -> list[Outcome]:
         """The batch in one transaction, tried again while it loses races to other writers
-        (the next attempt sees their rows and heads)."""
+        (the next attempt sees their rows and snapshots)."""
         if self._attempts is None:
             raise ConfigurationError("this ledger was opened without a retry policy")
         pipeline = Pipeline(self.store, self.mapper.to_domain_event, self.encoder, self.clock)
@@ -217,13 +217,13 @@ class Ledger(Application[UUID]):
                 parsed,
                 received_at_us,
                 resolving,
-                use_heads=attempt < TRUST_HEADS_ATTEMPTS,
+                use_snapshots=attempt < TRUST_SNAPSHOTS_ATTEMPTS,
             )
         )
 
     # --- personal data -------------------------------------------------------------------
 
-    def forget(self, org_id: int, customer_id: int) -> bool:
+    def forget(self, *, org_id: int, customer_id: int) -> bool:
         """Make the customer's identifiers unreadable in every event, for good (crypto-
         shredding); state, history, counts and hash chains are untouched. True if the ledger
         held identifiers of that customer."""
@@ -270,15 +270,13 @@ class Ledger(Application[UUID]):
 
     # --- reading -------------------------------------------------------------------------
 
-    def membership(
-        self, org_id: int, customer_id: int, partner_program_id: int
-    ) -> PartnerMembership:
+    def membership(self, key: MembershipKey) -> PartnerMembership:
         try:
-            return self.repository.get(membership_id(org_id, customer_id, partner_program_id))
+            return self.repository.get(membership_id(key))
         except AggregateNotFoundError:
             raise MembershipNotFoundError(
-                f"no membership for org {org_id}, customer {customer_id}, "
-                f"partner program {partner_program_id}"
+                f"no membership for org {key.org_id}, customer {key.customer_id}, "
+                f"partner program {key.partner_program_id}"
             ) from None
 
     def memberships(self) -> Iterator[MembershipState]:
@@ -307,13 +305,13 @@ __all__ = [
     "Attempts",
     "ConcurrencyError",
     "DateAsISO",
-    "HeadRow",
     "InboxRow",
     "Ledger",
     "LedgerStore",
     "Outcome",
     "QuarantineRow",
     "Resolution",
+    "SnapshotRow",
     "check_library_settings",
     "iso",
     "jsonable",

@@ -25,15 +25,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from functools import lru_cache
 from typing import Any, ClassVar, Final, NamedTuple
-from uuid import UUID, uuid5
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from domain.keys import MEMBERSHIP_NAMESPACE, MembershipKey, membership_id
 from domain.notifications import Kind, Notification
-
-MEMBERSHIP_NAMESPACE: Final = UUID("6f1b0c2e-4d0a-5b8e-9c57-3a1e2f7d9b10")
 
 
 class Status(StrEnum):
@@ -81,11 +79,17 @@ class MembershipState(NamedTuple):
     last_reminder_at: datetime | None = None
     event_count: int = 0
 
+    @property
+    def key(self) -> MembershipKey:
+        return MembershipKey(self.org_id, self.customer_id, self.partner_program_id)
 
-class Head(NamedTuple):
+
+class Snapshot(NamedTuple):
     """Where a membership stands after its latest event: its version, state and latest
-    occurrence. Stored beside the events (``ledger_heads``), so that recording one more
-    in-order event does not need to read and fold the whole history."""
+    occurrence. Stored beside the events (table ``ledger_heads``, a stored name), so that
+    recording one more in-order event does not need to read and fold the whole history.
+    Not the library's snapshots (``eventsourcing.domain.Snapshot``), which this ledger does
+    not use."""
 
     membership_id: UUID
     version: int
@@ -103,6 +107,12 @@ class Step:
     anomalies: tuple[str, ...]
     applied: bool
 
+    @classmethod
+    def of(cls, state: MembershipState, event: PartnerMembership.Recorded) -> Step:
+        """One step of the fold: ``event`` applied to ``state``."""
+        after, anomalies, applied = apply_event(state, event)
+        return cls(event, state, after, tuple(anomalies), applied)
+
     def changes(self) -> dict[str, tuple[Any, Any]]:
         """Fields this event changed: name -> (before, after). ``event_count`` is left out."""
         return {
@@ -112,12 +122,6 @@ class Step:
             )
             if name != "event_count" and before != after
         }
-
-
-@lru_cache(maxsize=65_536)
-def membership_id(org_id: int, customer_id: int, partner_program_id: int) -> UUID:
-    """The aggregate id of a membership, derived from its natural key."""
-    return uuid5(MEMBERSHIP_NAMESPACE, f"{org_id}/{customer_id}/{partner_program_id}")
 
 
 class PartnerMembership(Aggregate):
@@ -173,7 +177,7 @@ class PartnerMembership(Aggregate):
             state["expiry_instants"] = {}
 
         def apply(self, aggregate: PartnerMembership) -> None:
-            aggregate.arrived(self)
+            aggregate._append(self)
 
     class Linked(Recorded):
         TOPIC: ClassVar[str] = "partner_ledger.PartnerMembership.Linked"
@@ -207,22 +211,21 @@ class PartnerMembership(Aggregate):
         return membership
 
     @classmethod
-    def resume(cls, head: Head) -> PartnerMembership:
-        """A membership picked up from its head (see `Head`) without its events: enough to
-        record events that occurred no earlier than its latest, and nothing else."""
-        membership = cls.shell(head.membership_id, cls.Event.create_timestamp())
-        membership._version = head.version
-        membership._folded = (head.state, [])
-        membership._latest_occurrence = head.latest_occurrence
-        membership._resumed_at = head.version
+    def resume(cls, snapshot: Snapshot) -> PartnerMembership:
+        """A membership picked up from its snapshot without its events: enough to record
+        events that occurred no earlier than its latest, and nothing else."""
+        membership = cls.shell(snapshot.membership_id, cls.Event.create_timestamp())
+        membership._version = snapshot.version
+        membership._folded = (snapshot.state, [])
+        membership._latest_occurrence = snapshot.latest_occurrence
+        membership._resumed_at = snapshot.version
         return membership
 
     @classmethod
-    def new(cls, org_id: int, customer_id: int, partner_program_id: int) -> PartnerMembership:
+    def new(cls, key: MembershipKey) -> PartnerMembership:
         """A membership the ledger has not seen yet; its first recorded event creates it."""
-        aggregate_id = membership_id(org_id, customer_id, partner_program_id)
-        membership = cls.shell(aggregate_id, cls.Event.create_timestamp())
-        membership._folded = (MembershipState(org_id, customer_id, partner_program_id), [])
+        membership = cls.shell(membership_id(key), cls.Event.create_timestamp())
+        membership._folded = (MembershipState(*key), [])
         return membership
 
     recorded: list[Recorded]
@@ -244,37 +247,27 @@ class PartnerMembership(Aggregate):
         commands[notification.kind](notification, identifiers=sealed_identifiers)
 
     def link(self, notification: Notification, *, identifiers: str | None = None) -> None:
-        self._trigger(self.Linked, notification, identifiers=identifiers)
+        self._record_event(self.Linked, notification, identifiers)
 
     def update(self, notification: Notification, *, identifiers: str | None = None) -> None:
-        self._trigger(
-            self.Updated,
-            notification,
-            identifiers=identifiers,
-            update_type=notification.update_type,
-        )
+        self._record_event(self.Updated, notification, identifiers)
 
     def delink(self, notification: Notification, *, identifiers: str | None = None) -> None:
-        self._trigger(self.Delinked, notification, identifiers=identifiers)
+        self._record_event(self.Delinked, notification, identifiers)
 
     def remind(self, notification: Notification, *, identifiers: str | None = None) -> None:
-        self._trigger(
-            self.ExpiryReminded,
-            notification,
-            identifiers=identifiers,
-            scheduled_expiry_date=notification.scheduled_expiry_date,
-        )
+        self._record_event(self.ExpiryReminded, notification, identifiers)
 
-    def _trigger(
-        self, event_class: type[Recorded], notification: Notification, **extra: Any
+    def _record_event(
+        self, event_class: type[Recorded], notification: Notification, identifiers: str | None
     ) -> None:
-        fields = _event_fields(notification) | extra
+        fields = event_fields(notification) | {"identifiers": identifiers}
         timestamp = event_class.create_timestamp()
         # Learn which anomalies the event brings, so that they are recorded on the event
         # itself: what the ledger saw when the event arrived.
         if self.sorts_last(notification.occurred_at):
-            fact = Fact(kind=event_class.kind, **fields)
-            found = effect(self._current(notification.key), fact)[1]
+            fact = Fact.of(event_class.kind, 0, fields)
+            found = apply_event(self._current(notification.key), fact)[1]
         else:
             if self._resumed_at:
                 raise LookupError("an out-of-order event needs the membership's whole history")
@@ -285,7 +278,7 @@ class PartnerMembership(Aggregate):
                 anomalies=[],
                 **fields,
             )
-            _, steps = fold(notification.key, [*self.recorded, candidate])
+            _, steps = fold_steps(notification.key, [*self.recorded, candidate])
             found = list(next(step.anomalies for step in steps if step.event is candidate))
         anomalies = list(dict.fromkeys([*notification.anomalies, *found]))
         self.trigger_event(event_class, timestamp=timestamp, anomalies=anomalies, **fields)
@@ -295,15 +288,17 @@ class PartnerMembership(Aggregate):
         one: the common in-order case, where the fold only needs one more step."""
         return occurred_at >= self._latest_occurrence
 
-    def _current(self, key: tuple[int, int, int]) -> MembershipState:
+    def _current(self, key: MembershipKey) -> MembershipState:
         return self.state if self.version else MembershipState(*key)
 
     # --- state -----------------------------------------------------------------------------
 
-    def arrived(self, event: Recorded) -> None:
+    def _append(self, event: Recorded) -> None:
+        """``event`` (recorded now, or loaded) joins the history; the cached fold takes one
+        more step when it sorts last, else it is folded again when next needed."""
         if self._folded is not None and self.sorts_last(event.occurred_at):
             state, steps = self._folded
-            step = advance(state, event)
+            step = Step.of(state, event)
             self._folded = (step.after, [*steps, step])
         else:
             self._folded = None
@@ -317,17 +312,17 @@ class PartnerMembership(Aggregate):
         return len(self.pending_events)
 
     @property
-    def key(self) -> tuple[int, int, int]:
+    def key(self) -> MembershipKey:
         first = self.recorded[0] if self.recorded else None
         if first is None:
             raise LookupError("a membership has no key before its first event")
-        return (first.org_id, first.customer_id, first.partner_program_id)
+        return MembershipKey(first.org_id, first.customer_id, first.partner_program_id)
 
-    def _fold(self) -> tuple[MembershipState, list[Step]]:
+    def _state_and_steps(self) -> tuple[MembershipState, list[Step]]:
         if self._folded is None:
             if self._resumed_at:
-                raise LookupError("a membership resumed from its head has no full history")
-            self._folded = fold(self.key, self.recorded)
+                raise LookupError("a membership resumed from its snapshot has no full history")
+            self._folded = fold_steps(self.key, self.recorded)
         return self._folded
 
     def event(self, version: int) -> Recorded:
@@ -335,19 +330,19 @@ class PartnerMembership(Aggregate):
         return self.recorded[version - 1 - self._resumed_at]
 
     @property
-    def head(self) -> Head:
+    def snapshot(self) -> Snapshot:
         """What the next batch needs to go on from here without loading the events."""
-        return Head(self.id, self.version, self.state, self._latest_occurrence)
+        return Snapshot(self.id, self.version, self.state, self._latest_occurrence)
 
     @property
     def state(self) -> MembershipState:
         """The current state: the occurrence-order fold of every recorded event."""
-        return self._fold()[0]
+        return self._state_and_steps()[0]
 
     @property
     def steps(self) -> list[Step]:
         """Each event's effect, in occurrence order."""
-        return self._fold()[1]
+        return self._state_and_steps()[1]
 
     def fingerprints(self) -> set[str]:
         return {event.fingerprint for event in self.recorded}
@@ -356,16 +351,7 @@ class PartnerMembership(Aggregate):
 def event_fields(notification: Notification) -> dict[str, Any]:
     """The recorded event's fields for ``notification`` (all but the recording time, the
     anomalies and the sealed identifiers), its kind's own field included."""
-    fields = _event_fields(notification)
-    if notification.kind is Kind.UPDATED:
-        fields["update_type"] = notification.update_type
-    elif notification.kind is Kind.REMINDED:
-        fields["scheduled_expiry_date"] = notification.scheduled_expiry_date
-    return fields
-
-
-def _event_fields(notification: Notification) -> dict[str, Any]:
-    return {
+    fields: dict[str, Any] = {
         "org_id": notification.org_id,
         "customer_id": notification.customer_id,
         "partner_program_id": notification.partner_program_id,
@@ -390,6 +376,11 @@ def _event_fields(notification: Notification) -> dict[str, Any]:
             "shape": notification.shape.value,
         },
     }
+    if notification.kind is Kind.UPDATED:
+        fields["update_type"] = notification.update_type
+    elif notification.kind is Kind.REMINDED:
+        fields["scheduled_expiry_date"] = notification.scheduled_expiry_date
+    return fields
 
 
 # --- the fold ------------------------------------------------------------------------------
@@ -400,8 +391,8 @@ def occurrence_order(events: Iterable[PartnerMembership.Recorded]) -> list[Any]:
     return sorted(events, key=lambda e: (e.occurred_at, e.originator_version))
 
 
-def fold(
-    key: tuple[int, int, int],
+def fold_steps(
+    key: MembershipKey,
     events: Sequence[PartnerMembership.Recorded],
     *,
     start: MembershipState | None = None,
@@ -411,52 +402,44 @@ def fold(
     state = MembershipState(*key) if start is None else start
     steps: list[Step] = []
     for event in occurrence_order(events):
-        step = advance(state, event)
+        step = Step.of(state, event)
         steps.append(step)
         state = step.after
     return state, steps
 
 
-def fold_state(
-    key: tuple[int, int, int], events: Sequence[PartnerMembership.Recorded]
-) -> MembershipState:
+def fold_state(key: MembershipKey, events: Sequence[PartnerMembership.Recorded]) -> MembershipState:
     """The state alone, without each event's step: what the views need."""
     state = MembershipState(*key)
     for event in occurrence_order(events):
-        state = effect(state, event)[0]
+        state = apply_event(state, event)[0]
     return state
 
 
-def advance(state: MembershipState, event: PartnerMembership.Recorded) -> Step:
-    """One step of the fold: ``event`` applied to ``state``."""
-    after, anomalies, applied = effect(state, event)
-    return Step(event, state, after, tuple(anomalies), applied)
-
-
 class Fact(NamedTuple):
-    """An event's fields before (or instead of) the event object: what the fold reads. The
-    write pipeline folds these plain values; the aggregate folds its events the same way."""
+    """What the fold reads of a recorded event (`PartnerMembership.Recorded` defines the
+    fields), without the event object: the write pipeline folds these plain values, the
+    aggregate folds its events the same way."""
 
     kind: Kind
+    originator_version: int  # where it sorts among recorded events of equal occurrence
     occurred_at: datetime
     loyalty_program_id: int
     partner_program_name: str | None
     partner_program_type: str | None
     details: dict[str, Any]
+    expiry_instants: dict[str, datetime | None]
     update_type: str | None = None
     scheduled_expiry_date: date | None = None
-    org_id: int = 0
-    customer_id: int = 0
-    partner_program_id: int = 0
-    delivered_at: datetime | None = None
-    fingerprint: str = ""
-    source: dict[str, str | None] | None = None
-    identifiers: str | None = None
-    expiry_instants: dict[str, datetime | None] | None = None
-    originator_version: int = 0  # where it sorts among recorded events of equal occurrence
+
+    @classmethod
+    def of(cls, kind: Kind, version: int, fields: dict[str, Any]) -> Fact:
+        """The fold's view of an event of ``kind`` at ``version`` with `event_fields`."""
+        read = {name: fields[name] for name in cls._fields[2:] if name in fields}
+        return cls(kind, version, **read)
 
 
-def effect(state: MembershipState, event: Any) -> tuple[MembershipState, list[str], bool]:
+def apply_event(state: MembershipState, event: Any) -> tuple[MembershipState, list[str], bool]:
     """``event`` (a recorded event or a `Fact`) applied to ``state``: the new state, the
     anomalies, whether it applied. One copy of the state per event: the changes are gathered
     first, then applied together."""
@@ -583,15 +566,18 @@ def is_late(event: PartnerMembership.Recorded, recorded: Sequence[Any]) -> bool:
 
 
 __all__ = [
+    "MEMBERSHIP_NAMESPACE",
     "Fact",
+    "MembershipKey",
     "MembershipState",
     "PartnerMembership",
+    "Snapshot",
     "Status",
     "Step",
-    "effect",
+    "apply_event",
     "event_fields",
-    "fold",
     "fold_state",
+    "fold_steps",
     "is_late",
     "membership_id",
     "occurrence_order",

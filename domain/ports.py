@@ -20,7 +20,7 @@ class LedgerStore(AuditStore, Protocol):
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **rows: Any
     ) -> Sequence[int] | None:
-        """The write stage: the events and ``rows`` (inbox, heads, keys, quarantine,
+        """The write stage: the events and ``rows`` (inbox, snapshots, keys, quarantine,
         resolutions) in one transaction; the events' positions, in order."""
         ...
 
@@ -32,9 +32,13 @@ class LedgerStore(AuditStore, Protocol):
         self, membership_ids: Sequence[UUID], *, up_to: int | None = None
     ) -> dict[UUID, list[tuple[int, StoredEvent]]]: ...
 
-    def chain_heads(self, heads: Sequence[tuple[UUID, int]]) -> dict[UUID, str]: ...
+    def chain_tips(self, versions: Sequence[tuple[UUID, int]]) -> dict[UUID, str]:
+        """Each membership's chain tip: the hash of its event at the given version."""
+        ...
 
-    def select_heads(self, membership_ids: Sequence[UUID]) -> dict[UUID, tuple[int, str, str]]: ...
+    def select_snapshots(self, membership_ids: Sequence[UUID]) -> dict[UUID, tuple[int, str, str]]:
+        """Each membership's stored snapshot: (version, encoded snapshot, chain tip)."""
+        ...
 
     def writing(self) -> AbstractContextManager[None]: ...
 

@@ -21,8 +21,8 @@ class Outcome:
 
 @dataclass(frozen=True)
 class InboxRow:
-    """One recorded notification; ``previous_hash`` is the membership's chain head before
-    this batch (the recorder chains several events of one batch itself)."""
+    """One recorded notification; ``previous_hash`` is the membership's chain tip (its last
+    event's hash) before this batch (the recorder chains several events of one batch itself)."""
 
     membership_id: UUID
     version: int
@@ -37,13 +37,14 @@ class InboxRow:
 
 
 @dataclass(frozen=True)
-class HeadRow:
-    """A membership's head after this batch (see `domain.membership.Head`), encoded; the
-    recorder adds the chain hash of its latest event."""
+class SnapshotRow:
+    """A membership's snapshot after this batch (see `domain.membership.Snapshot`), encoded;
+    the recorder adds the chain tip (the hash of its latest event). Stored in ``ledger_heads``
+    (a stored name)."""
 
     membership_id: UUID
     version: int
-    head: str
+    text: str
 
 
 @dataclass(frozen=True)

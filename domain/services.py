@@ -49,8 +49,8 @@ class Recording:
 
 
 def extend_checkpoints(ledger: Ledger) -> tuple[int, int]:
-    """Extend the log digest's stored checkpoints to the head: how many were added, and how
-    many events now follow the last one."""
+    """Extend the log digest's stored checkpoints to the log's last position: how many were
+    added, and how many events now follow the last one."""
     auditor = Auditor(ledger.store)
     return auditor.checkpoint(), auditor.uncheckpointed()
 
@@ -60,7 +60,7 @@ def auditor(ledger: Ledger) -> Auditor:
     return Auditor(ledger.store)
 
 
-def head_position(ledger: Ledger) -> int:
+def last_position(ledger: Ledger) -> int:
     """The position of the last event recorded (0 for an empty ledger)."""
     return int(ledger.recorder.max_notification_id() or 0)
 

@@ -25,7 +25,7 @@ class EventLog(Protocol):
 
     read_ahead: bool  # whether a rebuild's next page is worth fetching on a second thread
 
-    def head(self) -> int:
+    def last_position(self) -> int:
         """The position of the last notification (0 for an empty log)."""
         ...
 

@@ -31,7 +31,7 @@ from domain.errors import (
     RebuildError,
 )
 from domain.ledger import Ledger
-from domain.membership import MembershipState, PartnerMembership, fold_state
+from domain.membership import MembershipKey, MembershipState, PartnerMembership, fold_state
 from projections.locks import LockSet
 from projections.log import Stream, pages, touched_streams
 from projections.storage import ViewStorage, storage_of
@@ -87,8 +87,9 @@ class Projector:
         self._check_locks: Callable[[], None] = _no_check
         self._stopping: threading.Event | None = None  # a follower's stop: ends lock waits
 
-    def head(self) -> int:
-        return self.log.head()
+    def last_position(self) -> int:
+        """The position of the last event in the log (0 for an empty log)."""
+        return self.log.last_position()
 
     # --- catch-up ------------------------------------------------------------------------
 
@@ -133,7 +134,7 @@ class Projector:
                 break
             for name, (view, generation) in list(together.items()):
                 try:
-                    self._apply(view, generation, batch, strict=False)
+                    self._write_batch(view, generation, batch, strict=False)
                 except PositionConflictError:
                     del together[name], totals[name]
                     continue
@@ -171,7 +172,7 @@ class Projector:
         batch = self._read_batch(generation.position)
         if batch is None:
             return 0, generation.position
-        self._apply(view, generation, batch, strict=strict)
+        self._write_batch(view, generation, batch, strict=strict)
         return batch.size, batch.end
 
     def _read_batch(self, position: int) -> _Batch | None:
@@ -188,12 +189,14 @@ class Projector:
         folded: dict[UUID, _Folded | Exception | None] = {}
         for membership_id in touched:
             try:
-                folded[membership_id] = self._fold(streams.get(membership_id, []))
+                folded[membership_id] = self._fold_stream(streams.get(membership_id, []))
             except Exception as error:
                 folded[membership_id] = error
         return _Batch(len(notifications), end, touched, folded)
 
-    def _apply(self, view: View, generation: Generation, batch: _Batch, *, strict: bool) -> None:
+    def _write_batch(
+        self, view: View, generation: Generation, batch: _Batch, *, strict: bool
+    ) -> None:
         """One batch into one view, in one transaction guarded by the expected position."""
         self._check_locks()
         rows: list[Row] = []
@@ -228,7 +231,7 @@ class Projector:
             require_state=generation.state,
         )
 
-    def _fold(self, stream: Stream) -> _Folded | None:
+    def _fold_stream(self, stream: Stream) -> _Folded | None:
         """A membership's state from its stored events, the position of its last one, and
         the events themselves (for views that count them)."""
         to_domain_event = self.ledger.mapper.to_domain_event
@@ -236,7 +239,8 @@ class Projector:
         if not events:
             return None
         first = events[0]
-        state = fold_state((first.org_id, first.customer_id, first.partner_program_id), events)
+        key = MembershipKey(first.org_id, first.customer_id, first.partner_program_id)
+        state = fold_state(key, events)
         return _Folded(state, max(position for position, _ in stream), events)
 
     # --- rebuild -------------------------------------------------------------------------
@@ -283,7 +287,7 @@ class Projector:
                 for view in views:
                     builds.append((view, self._new_generation(view)))
                     unfinished.append(builds[-1][1])
-                events = self._build(builds, self.head(), progress)
+                events = self._build(builds, self.last_position(), progress)
                 reports = {}
                 for view, new in builds:
                     report = self._finish(view, new, diff_only=diff_only, progress=progress)
@@ -341,14 +345,14 @@ class Projector:
         return report | {"switched": True}
 
     def _build(
-        self, builds: Sequence[tuple[View, Generation]], head: int, progress: Progress | None
+        self, builds: Sequence[tuple[View, Generation]], up_to: int, progress: Progress | None
     ) -> int:
-        """One ordered pass over the log up to ``head``: fold each membership once, give its
+        """One ordered pass over the log up to ``up_to``: fold each membership once, give its
         state to every view being built, write rows in large set-based batches."""
         rows: dict[str, list[Row]] = {new.table: [] for _, new in builds}
         stream: Stream = []
         count = 0
-        for page in pages(self.log, up_to=head, size=5000):
+        for page in pages(self.log, up_to=up_to, size=5000):
             for position, stored in page:
                 if stream and stream[-1][1].originator_id != stored.originator_id:
                     self._strict_rows(builds, stream, rows)
@@ -363,7 +367,7 @@ class Projector:
         self._flush(builds, rows, at_least=1)
         self._check_locks()
         for _, new in builds:
-            self.store.set_position(new, head)
+            self.store.set_position(new, up_to)
         return count
 
     def _flush(
@@ -387,7 +391,7 @@ class Projector:
     ) -> None:
         membership_id = cast(UUID, stream[0][1].originator_id)
         try:
-            folded = self._fold(stream)
+            folded = self._fold_stream(stream)
             if folded is None:
                 return
             for view, new in builds:
@@ -461,7 +465,7 @@ class Projector:
 
     def status(self) -> list[dict[str, Any]]:
         """Per view: live generation, schema versions, position, lag, dead letters."""
-        head = self.head()
+        head = self.last_position()
         report = []
         for view in VIEWS.values():
             live = self.store.live(view)

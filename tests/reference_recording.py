@@ -10,12 +10,13 @@ from uuid import UUID
 
 from domain.classify import classify
 from domain.errors import InvalidNotificationError
-from domain.heads import decode_head, encode_head
 from domain.integrity import GENESIS
+from domain.keys import MembershipKey
 from domain.ledger import Ledger, parse_all
 from domain.membership import PartnerMembership, membership_id
 from domain.notifications import Notification
-from domain.rows import HeadRow, InboxRow, Outcome, QuarantineRow, quarantine_id
+from domain.rows import InboxRow, Outcome, QuarantineRow, SnapshotRow, quarantine_id
+from domain.snapshots import decode_snapshot, encode_snapshot
 
 
 def record_with_aggregates(
@@ -47,20 +48,20 @@ def record_with_aggregates(
         elif item is None:
             outcomes.append(Outcome("duplicate"))
         else:
-            membership = memberships[membership_id(*item.key)]
+            membership = memberships[membership_id(item.key)]
             membership.record(item, sealed_identifiers=by_notification[id(item)])
             pending.append((membership, membership.version))
             outcomes.append(Outcome("recorded"))
     changed = [m for m in memberships.values() if m.pending_count]
-    hashes |= store.chain_heads(
+    hashes |= store.chain_tips(
         [(m.id, m.version - m.pending_count) for m in changed if m.id not in hashes]
     )
     inbox = [_inbox_row(m, v, hashes.get(m.id, GENESIS)) for m, v in pending]
-    heads = [HeadRow(m.id, m.version, encode_head(m.head)) for m in changed]
+    snapshots = [SnapshotRow(m.id, m.version, encode_snapshot(m.snapshot)) for m in changed]
     recordings = ledger.save(
         *memberships.values(),
         inbox=inbox,
-        heads=heads,
+        snapshots=snapshots,
         keys=sealed.new_keys,
         quarantine=quarantine,
         resolutions=[],
@@ -81,12 +82,12 @@ def record_with_aggregates(
 def _load_all(
     ledger: Ledger, notifications: Sequence[Notification]
 ) -> tuple[dict[UUID, PartnerMembership], dict[UUID, str]]:
-    keys: dict[UUID, tuple[int, int, int]] = {}
+    keys: dict[UUID, MembershipKey] = {}
     first: dict[UUID, datetime] = {}
     latest: dict[UUID, datetime] = {}
     in_order: dict[UUID, bool] = {}
     for notification in notifications:
-        aggregate_id = membership_id(*notification.key)
+        aggregate_id = membership_id(notification.key)
         at = notification.occurred_at
         keys[aggregate_id] = notification.key
         first.setdefault(aggregate_id, at)
@@ -96,11 +97,16 @@ def _load_all(
         latest[aggregate_id] = max(latest.get(aggregate_id, at), at)
     memberships: dict[UUID, PartnerMembership] = {}
     hashes: dict[UUID, str] = {}
-    for aggregate_id, (version, text, chain_hash) in ledger.store.select_heads(list(keys)).items():
-        head = decode_head(aggregate_id, version, text)
-        if head and in_order[aggregate_id] and first[aggregate_id] >= head.latest_occurrence:
-            memberships[aggregate_id] = PartnerMembership.resume(head)
-            hashes[aggregate_id] = chain_hash
+    stored = ledger.store.select_snapshots(list(keys))
+    for aggregate_id, (version, text, chain_tip) in stored.items():
+        snapshot = decode_snapshot(aggregate_id, version, text)
+        if (
+            snapshot
+            and in_order[aggregate_id]
+            and first[aggregate_id] >= snapshot.latest_occurrence
+        ):
+            memberships[aggregate_id] = PartnerMembership.resume(snapshot)
+            hashes[aggregate_id] = chain_tip
     streams = ledger.store.select_streams([k for k in keys if k not in memberships])
     for aggregate_id, key in keys.items():
         if aggregate_id in memberships:
@@ -109,7 +115,7 @@ def _load_all(
         for _, stored in streams.get(aggregate_id, ()):
             event = cast(PartnerMembership.Event, ledger.mapper.to_domain_event(stored))
             membership = event.mutate(membership)
-        memberships[aggregate_id] = membership or PartnerMembership.new(*key)
+        memberships[aggregate_id] = membership or PartnerMembership.new(MembershipKey(*key))
     return memberships, hashes
 
 

@@ -12,6 +12,7 @@ from typing import Any, Final, Self
 
 from pydantic import BaseModel, ConfigDict
 
+from domain.keys import MembershipKey
 from domain.notifications.fields import (
     CalendarDate,
     CodeText,
@@ -130,9 +131,9 @@ class Notification(BaseModel):
     anomalies: tuple[str, ...] = ()
 
     @property
-    def key(self) -> tuple[int, int, int]:
-        """The membership this notification is about: (org, customer, partner program)."""
-        return (self.org_id, self.customer_id, self.partner_program_id)
+    def key(self) -> MembershipKey:
+        """The membership this notification is about."""
+        return MembershipKey(self.org_id, self.customer_id, self.partner_program_id)
 
     @property
     def occurred_at(self) -> datetime:

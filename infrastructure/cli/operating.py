@@ -69,7 +69,10 @@ def rebuild(args: argparse.Namespace, ledger: Ledger) -> int:
     names = list(dict.fromkeys(args.views)) or list(VIEWS)
     # One pass over the log for all the named views.
     with Progress(
-        total=projector.head(), unit="ev", quiet=args.json, label=f"rebuild {', '.join(names)}"
+        total=projector.last_position(),
+        unit="ev",
+        quiet=args.json,
+        label=f"rebuild {', '.join(names)}",
     ) as progress:
         built = projector.rebuild_views(
             [VIEWS[name] for name in names], diff_only=args.diff, progress=progress.advance
@@ -114,7 +117,7 @@ def status(args: argparse.Namespace, ledger: Ledger) -> int:
     status: dict[str, Any] = {
         "recorded": counts["recorded"],
         "quarantined_open": counts["quarantined"],
-        "head_position": services.head_position(ledger),
+        "head_position": services.last_position(ledger),
         "views": Projector(ledger).status(),
     }
     if args.json:
@@ -205,7 +208,7 @@ def forget(args: argparse.Namespace, ledger: Ledger) -> int:
             f"Forget customer {args.customer} of org {args.org}? Their identifiers become "
             "unreadable for good; this cannot be undone. [y/N] "
         )
-    had_key = ledger.forget(args.org, args.customer)
+    had_key = ledger.forget(org_id=args.org, customer_id=args.customer)
     result = {
         "org_id": args.org,
         "customer_id": args.customer,

@@ -10,6 +10,7 @@ from typing import Any
 
 from domain.errors import LedgerError, MembershipNotFoundError
 from domain.history import Chronicle
+from domain.keys import MembershipKey
 from domain.ledger import EXPORT_FIELDS, Ledger, iso, membership_record
 from infrastructure.cli.output import (
     HISTORY_CSV,
@@ -113,7 +114,9 @@ def _minutes(moment: str | None) -> str | None:
 def membership(args: argparse.Namespace, ledger: Ledger) -> int:
     if args.as_of or args.as_known_at:
         state = Chronicle(ledger).state_at(
-            args.org, args.customer, args.program, as_of=args.as_of, as_known_at=args.as_known_at
+            MembershipKey(args.org, args.customer, args.program),
+            as_of=args.as_of,
+            as_known_at=args.as_known_at,
         )
         record: dict[str, Any] | None = membership_record(state)
     else:
@@ -271,7 +274,7 @@ def history(args: argparse.Namespace, ledger: Ledger) -> int:
         return changes(args, chronicle)
     if args.program is None or args.period_org is not None:
         raise LedgerError("history takes ORG CUSTOMER PROGRAM, or --org N --from T --to T")
-    entries = chronicle.history(args.org, args.customer, args.program)
+    entries = chronicle.history(MembershipKey(args.org, args.customer, args.program))
     if args.json:
         for entry in entries:
             print_json(entry)

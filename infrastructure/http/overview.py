@@ -82,7 +82,7 @@ def health(service: Service) -> dict[str, Any]:
     when the last event was recorded."""
     views = service.projector.status()
     counts = services.counts(service.ledger)
-    head = service.projector.head()
+    head = service.projector.last_position()
     checkpoints = services.checkpoints(service.ledger)
     last = checkpoints[-1] if checkpoints else None
     recorded_us = service.projector.log.oldest_recorded_after(head - 1) if head else None

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from domain.errors import MembershipNotFoundError, ViewBehindError
 from domain.history import Chronicle
+from domain.keys import MembershipKey
 from domain.ledger import membership_record
 from infrastructure.http.auth import matches_any
 from infrastructure.http.params import (
@@ -89,9 +90,9 @@ async def fresh_enough(service: Service, view: View, min_position: int | None) -
         raise HTTPException(503, "the views are being built; retry shortly", {"Retry-After": "1"})
     if min_position is None or position >= min_position:
         return
-    head = await run_in_threadpool(service.projector.head)
-    if min_position > head:
-        raise HTTPException(400, f"position {min_position} was never recorded (head is {head})")
+    last = await run_in_threadpool(service.projector.last_position)
+    if min_position > last:
+        raise HTTPException(400, f"position {min_position} was never recorded (head is {last})")
     try:
         await service.watcher.wait_for(
             view.name, min_position, timeout=service.config.read_wait_seconds
@@ -121,7 +122,7 @@ async def membership(
         try:
             state = await run_in_threadpool(
                 lambda: Chronicle(service.ledger).state_at(
-                    org, customer, program, as_of=when, as_known_at=known
+                    MembershipKey(org, customer, program), as_of=when, as_known_at=known
                 )
             )
         except MembershipNotFoundError as error:
@@ -164,7 +165,7 @@ async def customer_memberships(
 async def history(request: Request, org: Id, customer: Id, program: Id) -> LedgerJSONResponse:
     chronicle = Chronicle(_service(request).ledger)
     try:
-        entries = await run_in_threadpool(chronicle.history, org, customer, program)
+        entries = await run_in_threadpool(chronicle.history, MembershipKey(org, customer, program))
     except MembershipNotFoundError as error:
         raise HTTPException(404, str(error)) from None
     return LedgerJSONResponse(entries)

@@ -70,8 +70,8 @@ class Service:
         )
 
     def positions(self) -> tuple[int, Positions]:
-        """The head of the log and each view's live position (blocking)."""
-        return self.projector.head(), live_positions(self.projector)
+        """The log's last position and each view's live position (blocking)."""
+        return self.projector.last_position(), live_positions(self.projector)
 
     async def probe(self, *, timeout: float) -> tuple[int, Positions]:
         """`positions`, or `TimeoutError` after ``timeout`` seconds. One read at a time: while

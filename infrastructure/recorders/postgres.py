@@ -78,7 +78,7 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
     @contextmanager
     def writing(self) -> Iterator[None]:
         """One batch recorded at a time across processes. The library's table lock already
-        serializes the inserts, but each writer reads (duplicates, heads) before it; two
+        serializes the inserts, but each writer reads (duplicates, snapshots) before it; two
         service workers recording deliveries for the same memberships would keep losing
         that race to each other and retrying. Session-level: released if the process dies.
         Waited for at most the lock timeout (`LockNotAvailable` then), not forever."""
@@ -224,14 +224,14 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
         # (the first one still holds the RETURNING rows read here).
         notification_ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
         connection = curs.connection
-        # Synced here, so that a refused inbox row raises its own error: otherwise the heads
+        # Synced here, so that a refused inbox row raises its own error: otherwise the snapshots
         # statement queued after it fails too ("pipeline aborted", no SQLSTATE), and the
         # library's pipeline exit raises that one instead.
         with connection.pipeline() as pipeline:
             try:
                 with connection.cursor() as inbox_cursor:
-                    hashes = self._write_inbox(inbox_cursor, kwargs.get("inbox", ()), stored_events)
-                    self._write_heads(inbox_cursor, kwargs.get("heads", ()), hashes)
+                    tips = self._write_inbox(inbox_cursor, kwargs.get("inbox", ()), stored_events)
+                    self._write_snapshots(inbox_cursor, kwargs.get("snapshots", ()), tips)
                 pipeline.sync()
             except psycopg.Error as error:
                 with suppress(psycopg.Error):

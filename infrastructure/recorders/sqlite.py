@@ -87,8 +87,8 @@ class SQLiteLedgerRecorder(LedgerTables, SQLiteApplicationRecorder):
         self._write_quarantine(c, kwargs.get("quarantine", ()))
         self._write_resolutions(c, kwargs.get("resolutions", ()))
         notification_ids = super()._insert_events(c, stored_events, **kwargs)
-        hashes = self._write_inbox(c, kwargs.get("inbox", ()), stored_events)
-        self._write_heads(c, kwargs.get("heads", ()), hashes)
+        tips = self._write_inbox(c, kwargs.get("inbox", ()), stored_events)
+        self._write_snapshots(c, kwargs.get("snapshots", ()), tips)
         return notification_ids
 
     # --- how SQLite spells the shared SQL --------------------------------------------------

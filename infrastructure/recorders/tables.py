@@ -11,7 +11,7 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 
 from domain.integrity import chain_hash
-from domain.rows import CustomerKeyRow, HeadRow, InboxRow, QuarantineRow, Resolution, Sealed
+from domain.rows import CustomerKeyRow, InboxRow, QuarantineRow, Resolution, Sealed, SnapshotRow
 from infrastructure.ledger_queries import LedgerQueries
 from infrastructure.vault import IdentifierVault
 
@@ -36,10 +36,10 @@ ADDED_COLUMNS = (("ledger_quarantine", "source"),)
 MIGRATIONS = tuple(
     f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} TEXT" for table, column in ADDED_COLUMNS
 )
-HEAD_COLUMNS = ("originator_id", "originator_version", "head", "hash")
+SNAPSHOT_COLUMNS = ("originator_id", "originator_version", "head", "hash")
 KEY_COLUMNS = ("org_id", "customer_id", "key", "created_at_us")
-# A head only ever moves forward (a writer that lost a race does not commit anyway).
-HEAD_UPSERT = (
+# A snapshot only ever moves forward (a writer that lost a race does not commit anyway).
+SNAPSHOT_UPSERT = (
     " ON CONFLICT (originator_id) DO UPDATE SET originator_version = "
     "excluded.originator_version, head = excluded.head, hash = excluded.hash "
     "WHERE excluded.originator_version > ledger_heads.originator_version"
@@ -96,6 +96,7 @@ class LedgerTables(LedgerQueries):
             "resolved_at_us BIGINT, resolution TEXT, source TEXT)",
             "CREATE INDEX IF NOT EXISTS ledger_quarantine_open "
             "ON ledger_quarantine (resolved_at_us, received_at_us)",
+            # Membership snapshots (`domain.membership.Snapshot`); "heads" is the stored name.
             "CREATE TABLE IF NOT EXISTS ledger_heads ("
             f"originator_id {self.uuid_type} PRIMARY KEY, originator_version BIGINT NOT NULL, "
             "head TEXT NOT NULL, hash TEXT NOT NULL)",
@@ -149,15 +150,15 @@ class LedgerTables(LedgerQueries):
         self, curs: Any, rows: Sequence[InboxRow], stored_events: Sequence[StoredEvent]
     ) -> dict[UUID, str]:
         """Inbox rows, each with its event's chain hash (computed over the stored bytes);
-        returns each membership's new chain head."""
+        returns each membership's new chain tip (its last event's hash)."""
         if not rows:
             return {}
         stored = {(e.originator_id, e.originator_version): e for e in stored_events}
-        heads: dict[UUID, str] = {}
+        tips: dict[UUID, str] = {}
         values = []
         for row in rows:
             event = stored[(row.membership_id, row.version)]
-            previous = heads.get(row.membership_id, row.previous_hash)
+            previous = tips.get(row.membership_id, row.previous_hash)
             digest = chain_hash(
                 previous,
                 membership_id=row.membership_id,
@@ -165,7 +166,7 @@ class LedgerTables(LedgerQueries):
                 topic=event.topic,
                 state=event.state,
             )
-            heads[row.membership_id] = digest
+            tips[row.membership_id] = digest
             values.append(
                 (
                     self.originator(row.membership_id),
@@ -182,7 +183,7 @@ class LedgerTables(LedgerQueries):
                 )
             )
         self._insert_rows(curs, "ledger_inbox", INBOX_COLUMNS, values)
-        return heads
+        return tips
 
     def _insert_rows(
         self,
@@ -198,19 +199,16 @@ class LedgerTables(LedgerQueries):
             rows,
         )
 
-    def _write_heads(self, curs: Any, rows: Sequence[HeadRow], hashes: dict[UUID, str]) -> None:
-        """Each membership's head, with the chain hash of its latest event."""
+    def _write_snapshots(
+        self, curs: Any, rows: Sequence[SnapshotRow], tips: dict[UUID, str]
+    ) -> None:
+        """Each membership's snapshot, with its chain tip (the hash of its latest event)."""
         if rows:
             values = [
-                (
-                    self.originator(row.membership_id),
-                    row.version,
-                    row.head,
-                    hashes[row.membership_id],
-                )
+                (self.originator(row.membership_id), row.version, row.text, tips[row.membership_id])
                 for row in rows
             ]
-            self._insert_rows(curs, "ledger_heads", HEAD_COLUMNS, values, HEAD_UPSERT)
+            self._insert_rows(curs, "ledger_heads", SNAPSHOT_COLUMNS, values, SNAPSHOT_UPSERT)
 
     # --- personal data -------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ class RecorderLog:
         self.queries = queries
         self.notifications = notifications
 
-    def head(self) -> int:
+    def last_position(self) -> int:
         return int(self.notifications.max_notification_id() or 0)
 
     def notifications_after(self, position: int, *, limit: int) -> list[tuple[int, UUID]]:
@@ -52,7 +52,7 @@ class RecorderLog:
         return self.queries.oldest_recorded_after(position)
 
     def touched_streams(self, membership_ids: Sequence[UUID], *, up_to: int) -> dict[UUID, Stream]:
-        """The bound is applied here, not in SQL. A catch-up batch ends near the head, so
+        """The bound is applied here, not in SQL. A catch-up batch ends near the last position, so
         ``position <= up_to`` matches almost the whole log; in the WHERE clause it let
         PostgreSQL, when the events table has no planner statistics (autovacuum off, or not run
         yet), AND a bitmap of the whole position index with the primary key's: 100-150 ms per

@@ -22,7 +22,7 @@ DEADLINE_SECONDS = 30.0
 
 def events(db_url: str) -> int:
     with open_ledger(Settings(db=db_url), create=False) as ledger:
-        return services.head_position(ledger)
+        return services.last_position(ledger)
 
 
 def test_the_service_extends_the_digest_checkpoints_in_the_background(

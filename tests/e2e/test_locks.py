@@ -238,7 +238,7 @@ def test_a_follower_whose_lock_another_process_took_writes_nothing_more_and_exit
                 assert positions(ledger) == before
         # The next follower (here a plain catch-up) brings them to the head.
         assert subprocess.run([str(CLI), "--db", db_url, "project"], timeout=120).returncode == 0
-        assert positions(ledger) == [Projector(ledger).head()] * len(VIEWS)
+        assert positions(ledger) == [Projector(ledger).last_position()] * len(VIEWS)
 
 
 @contextmanager

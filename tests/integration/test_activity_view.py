@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from datetime import UTC, date, timedelta
 
+from domain.keys import MembershipKey
 from domain.ledger import Ledger
 from domain.membership import PartnerMembership
 from infrastructure.views.queries import Queries
@@ -13,7 +14,7 @@ from projections.runner import Projector
 from projections.views import ACTIVITY
 from tests.conftest import generated
 
-KEY = (50191, 354971193, 25)
+KEY = MembershipKey(50191, 354971193, 25)
 JAN = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 DAY = 86_400_000
 
@@ -41,7 +42,7 @@ def expected_activity(ledger: Ledger) -> dict[tuple[str, str], int]:
     kinds = {PartnerMembership.Linked: "link", PartnerMembership.Delinked: "delink"}
     counted: Counter[tuple[str, str]] = Counter()
     for state in ledger.memberships():
-        membership = ledger.membership(state.org_id, state.customer_id, state.partner_program_id)
+        membership = ledger.membership(state.key)
         for event in membership.recorded:
             if type(event) in kinds:
                 month = event.occurred_at.astimezone(UTC).strftime("%Y-%m")

@@ -9,6 +9,7 @@ import pytest
 
 from domain.audit import Auditor
 from domain.integrity import parse_anchor
+from domain.keys import MembershipKey
 from domain.ledger import Ledger
 from domain.membership import membership_id
 from tests.conftest import generated
@@ -37,7 +38,7 @@ def sql(ledger: Ledger, text: str, params: tuple[Any, ...] = ()) -> list[Any]:
         return [dict(row) for row in cursor.fetchall()] if text.startswith("SELECT") else []
 
 
-def a_membership_with_events(ledger: Ledger, count: int) -> tuple[UUID, tuple[int, int, int]]:
+def a_membership_with_events(ledger: Ledger, count: int) -> tuple[UUID, MembershipKey]:
     rows = sql(
         ledger,
         "SELECT org_id, customer_id, partner_program_id, COUNT(*) AS n "
@@ -45,8 +46,8 @@ def a_membership_with_events(ledger: Ledger, count: int) -> tuple[UUID, tuple[in
         "HAVING COUNT(*) >= %s ORDER BY org_id, customer_id, partner_program_id",
         (count,),
     )
-    key = (rows[0]["org_id"], rows[0]["customer_id"], rows[0]["partner_program_id"])
-    return membership_id(*key), key
+    key = MembershipKey(rows[0]["org_id"], rows[0]["customer_id"], rows[0]["partner_program_id"])
+    return membership_id(key), key
 
 
 def stored_state(ledger: Ledger, membership: UUID, version: int) -> bytes:
@@ -181,8 +182,8 @@ def test_a_published_digest_proves_the_log_up_to_its_position(recorded: Ledger) 
     assert [b.kind for b in auditor(recorded).verify_against(*anchor)] == ["DIGEST_MISMATCH"]
 
 
-def test_a_head_that_is_not_at_its_last_event_is_detected(recorded: Ledger) -> None:
-    """A head is what the next write resumes from: one edited (or left behind its events)
+def test_a_snapshot_that_is_not_at_its_last_event_is_detected(recorded: Ledger) -> None:
+    """A snapshot is what the next write resumes from: one edited (or left behind its events)
     would skew the anomalies recorded on later events, so verify checks it too."""
     membership, key = a_membership_with_events(recorded, 2)
     recorder: Any = recorded.recorder

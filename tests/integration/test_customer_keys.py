@@ -35,7 +35,7 @@ def test_sealing_writes_no_key_until_the_batch_commits(ledger: Ledger) -> None:
 def test_a_key_made_meanwhile_by_another_writer_is_a_conflict(ledger: Ledger) -> None:
     # Given a key made for a new customer, and the customer forgotten meanwhile...
     sealed = ledger.store.seal([(151197, 502, {"mobile": MOBILE})])
-    ledger.forget(151197, 502)
+    ledger.forget(org_id=151197, customer_id=502)
     # ...writing that key conflicts (the batch is tried again), and the tombstone stays.
     with pytest.raises(IntegrityError):
         ledger.store.insert_events([], keys=sealed.new_keys)

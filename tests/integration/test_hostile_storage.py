@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 
 from domain.audit import Auditor
 from domain.history import Chronicle
+from domain.keys import MembershipKey
 from domain.ledger import Ledger
 from tests.hostile import SQL_METACHARACTERS, hostile_payloads
 
@@ -52,11 +53,11 @@ def test_sql_metacharacters_in_every_string_field_are_stored_verbatim(ledger: Le
         }
         (outcome,) = ledger.receive([json.dumps(payload).encode()])
         assert outcome.status == "recorded", outcome
-        state = ledger.membership(50191, 1000 + number, 25).state
+        state = ledger.membership(MembershipKey(50191, 1000 + number, 25)).state
         stripped = text.strip()
         assert (state.partner_program_name, state.membership_number) == (stripped, stripped)
         assert state.last_update_type == stripped.upper()
-        (entry,) = Chronicle(ledger).history(50191, 1000 + number, 25)
+        (entry,) = Chronicle(ledger).history(MembershipKey(50191, 1000 + number, 25))
         assert entry["source"]["ref_id"] == stripped
         assert entry["source"]["event_id"] == f"{text}-{number}"
         assert entry["identifiers"]["email"] == stripped

@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any
 
 from domain.history import Chronicle
+from domain.keys import MembershipKey
 from domain.ledger import Ledger, QuarantineRow, membership_record, now_us, quarantine_id
 from infrastructure.settings import Settings
 from infrastructure.wiring import open_ledger
@@ -102,7 +103,7 @@ def test_event_id_reused_with_other_content_is_quarantined_as_id_collision(ledge
 
 def test_duplicates_inside_one_batch_are_recorded_once(ledger: Ledger) -> None:
     assert statuses(ledger, [encode(UPDATE)] * 3) == ["recorded", "duplicate", "duplicate"]
-    assert ledger.membership(50191, 354971193, 25).state.event_count == 1
+    assert ledger.membership(MembershipKey(50191, 354971193, 25)).state.event_count == 1
 
 
 def test_every_payload_of_a_batch_is_accounted_for(ledger: Ledger) -> None:
@@ -130,7 +131,7 @@ def test_replay_records_an_entry_quarantined_by_an_older_parser(ledger: Ledger) 
     assert ledger.store.quarantined() == []
     (resolved,) = ledger.store.quarantined(include_resolved=True)
     assert resolved["resolution"] == "recorded"
-    assert ledger.membership(50191, 354971193, 25).state.tier_number == 2
+    assert ledger.membership(MembershipKey(50191, 354971193, 25)).state.tier_number == 2
 
 
 def test_replay_keeps_what_still_fails_in_quarantine(ledger: Ledger) -> None:
@@ -147,7 +148,7 @@ def test_history_lists_events_in_recording_order_with_late_arrivals(ledger: Ledg
     link["data"]["customerPartnerProgramDetails"] = {"partnerTierNumber": 1}
     ledger.receive([encode(UPDATE)])
     ledger.receive([encode(link)])
-    history = Chronicle(ledger).history(50191, 354971193, 25)
+    history = Chronicle(ledger).history(MembershipKey(50191, 354971193, 25))
     assert [entry["event"] for entry in history] == [
         "partnerProgramUpdated",
         "partnerProgramLinked",
@@ -156,13 +157,13 @@ def test_history_lists_events_in_recording_order_with_late_arrivals(ledger: Ledg
     assert history[0]["anomalies"] == ["UPDATE_WITHOUT_LINK"]
     assert history[0]["position"] < history[1]["position"]
     assert history[1]["changes"]["linked_at"] == [None, "2021-05-31T10:30:00.000Z"]
-    state = membership_record(ledger.membership(50191, 354971193, 25).state)
+    state = membership_record(ledger.membership(MembershipKey(50191, 354971193, 25)).state)
     assert (state["link_inferred"], state["tier_number"]) == (False, 2)
 
 
 def test_customer_identifiers_are_kept_with_the_event_sealed(ledger: Ledger) -> None:
     ledger.receive([encode(UPDATE)])
-    (event,) = ledger.membership(50191, 354971193, 25).recorded
+    (event,) = ledger.membership(MembershipKey(50191, 354971193, 25)).recorded
     assert event.identifiers is not None and "919666308709" not in event.identifiers
     assert ledger.store.unseal(50191, 354971193, event.identifiers) == {"mobile": "919666308709"}
 
@@ -233,20 +234,20 @@ def test_expiry_instants_follow_their_dates_through_the_fold(ledger: Ledger) -> 
         ],
     )
     assert recorded == ["recorded", "recorded"]
-    state = ledger.membership(*key).state
+    state = ledger.membership(MembershipKey(*key)).state
     assert (state.tier_expiry_date.isoformat() if state.tier_expiry_date else None) == "2021-06-29"
     assert membership_record(state)["tier_expiry_at"] == "2021-06-29T00:00:00.000Z"
     assert membership_record(state)["membership_expiry_at"] == "2030-01-01T00:00:00.000Z"
     assert statuses(ledger, [_with_details("i-3", start + 2 * day, moved)]) == ["recorded"]
-    record = membership_record(ledger.membership(*key).state)
+    record = membership_record(ledger.membership(MembershipKey(*key)).state)
     assert (record["tier_expiry_date"], record["tier_expiry_at"]) == ("2021-07-31", None)
     assert record["membership_expiry_at"] == "2030-01-01T00:00:00.000Z"
     # A late event with an instant lands where it belongs in time: it does not win.
     late = {"partnerTierExpiryDate": "2021-06-01", "partnerTierExpiryDateInMillis": 1622505600000}
     assert statuses(ledger, [_with_details("i-0", start - day, late)]) == ["recorded"]
-    assert membership_record(ledger.membership(*key).state)["tier_expiry_at"] is None
+    assert membership_record(ledger.membership(MembershipKey(*key)).state)["tier_expiry_at"] is None
     # History shows what each event carried.
-    history = Chronicle(ledger).history(*key)
+    history = Chronicle(ledger).history(MembershipKey(*key))
     assert [e["expiry_instants"] for e in history] == [
         {"tier_expiry_at": "2021-06-29T00:00:00.000Z"},
         {"membership_expiry_at": "2030-01-01T00:00:00.000Z"},

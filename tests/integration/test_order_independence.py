@@ -9,9 +9,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain.heads import decode_head
+from domain.keys import MembershipKey
 from domain.ledger import Ledger, membership_record
-from domain.membership import fold
+from domain.membership import fold_steps
+from domain.snapshots import decode_snapshot
 
 CUSTOMERS = itertools.count(10_000_000)
 BASE_MS = 1_700_000_000_000
@@ -107,21 +108,21 @@ def test_any_order_duplication_and_batching_give_the_same_membership(
 
     assert sum(o.status == "recorded" for o in outcomes) == len(payloads)
     assert sum(o.status == "duplicate" for o in outcomes) == len(copies)
-    expected = membership_record(ledger.membership(50191, reference, 25).state)
-    actual = membership_record(ledger.membership(50191, subject, 25).state)
+    expected = membership_record(ledger.membership(MembershipKey(50191, reference, 25)).state)
+    actual = membership_record(ledger.membership(MembershipKey(50191, subject, 25)).state)
     assert {**actual, "customer_id": None} == {**expected, "customer_id": None}
-    assert_head_agrees_with_history(ledger, subject)
+    assert_snapshot_agrees_with_history(ledger, subject)
 
 
-def assert_head_agrees_with_history(ledger: Ledger, customer: int) -> None:
-    """The stored head (what the next batch resumes from) is the fold of the whole history,
+def assert_snapshot_agrees_with_history(ledger: Ledger, customer: int) -> None:
+    """The stored snapshot (what the next batch resumes from) is the fold of the whole history,
     hangs on the chain's last link, and every event's anomalies are what a fold of the
-    events recorded before it shows: resuming from heads changed nothing."""
-    membership = ledger.membership(50191, customer, 25)
-    version, text, chain_hash = ledger.store.select_heads([membership.id])[membership.id]
-    assert decode_head(membership.id, version, text) == membership.head
-    assert chain_hash == ledger.store.chain_heads([(membership.id, version)])[membership.id]
+    events recorded before it shows: resuming from snapshots changed nothing."""
+    membership = ledger.membership(MembershipKey(50191, customer, 25))
+    version, text, chain_tip = ledger.store.select_snapshots([membership.id])[membership.id]
+    assert decode_snapshot(membership.id, version, text) == membership.snapshot
+    assert chain_tip == ledger.store.chain_tips([(membership.id, version)])[membership.id]
     for count, event in enumerate(membership.recorded, start=1):
-        _, steps = fold(membership.key, membership.recorded[:count])
+        _, steps = fold_steps(membership.key, membership.recorded[:count])
         seen = next(step.anomalies for step in steps if step.event is event)
         assert tuple(event.anomalies) == seen

@@ -15,6 +15,7 @@ import pytest
 from domain.audit import Auditor
 from domain.history import Chronicle
 from domain.integrity import parse_anchor
+from domain.keys import MembershipKey
 from domain.ledger import Ledger, membership_record
 from domain.membership import PartnerMembership
 from infrastructure.views.queries import Queries
@@ -130,7 +131,7 @@ def test_release_1_events_are_upcast_and_new_events_continue_their_chains(ledger
     load_release_1(ledger)
     record = rows("memberships.jsonl")[-1]
     key = (record["org_id"], record["customer_id"], record["partner_program_id"])
-    membership = ledger.membership(*key)
+    membership = ledger.membership(MembershipKey(*key))
     assert all(isinstance(e, PartnerMembership.Recorded) for e in membership.recorded)
     assert {e.delivered_at for e in membership.recorded} == {None}
     # A new notification for that membership is stored as version 2 of the event class.
@@ -151,10 +152,10 @@ def test_release_1_events_are_upcast_and_new_events_continue_their_chains(ledger
     }
     (outcome,) = ledger.receive([json.dumps(delink).encode()])
     assert outcome.status == "recorded"
-    history = Chronicle(ledger).history(*key)
+    history = Chronicle(ledger).history(MembershipKey(*key))
     assert history[-1]["delivered_at"] == "2026-09-21T14:13:20.500Z"
     assert history[0]["delivered_at"] is None
-    assert ledger.membership(*key).state.status == "DELINKED"
+    assert ledger.membership(MembershipKey(*key)).state.status == "DELINKED"
     assert Auditor(ledger.store).verify() == []
 
 
@@ -172,17 +173,17 @@ def test_release_2_input_delivered_again_is_all_duplicates(ledger: Ledger) -> No
     assert Auditor(ledger.store).verify() == []
 
 
-def test_release_2_events_are_upcast_and_its_heads_fall_back_to_folding(ledger: Ledger) -> None:
+def test_release_2_events_are_upcast_and_its_snapshots_fall_back_to_folding(ledger: Ledger) -> None:
     load_release_1(ledger, RELEASE_2)
-    # The reference sample's membership: its head was written by release 2, without instants.
+    # The reference sample's membership: its snapshot was written by release 2, without instants.
     key = (50583, 438624719, 175)
-    membership = ledger.membership(*key)
+    membership = ledger.membership(MembershipKey(*key))
     assert {str(e.expiry_instants) for e in membership.recorded} == {"{}"}
     assert membership.state.tier_expiry_at is None
-    (_, text, _), *_ = ledger.store.select_heads([membership.id]).values()
+    (_, text, _), *_ = ledger.store.select_snapshots([membership.id]).values()
     assert "tier_expiry_at" not in text
-    # A new, in-order update with an instant: the old head does not decode, so the ledger
-    # folds the events, records this one as class_version 3, and writes a head of today.
+    # A new, in-order update with an instant: the old snapshot does not decode, so the ledger
+    # folds the events, records this one as class_version 3, and writes a snapshot of today.
     update = {
         "eventName": "partnerProgramUpdated",
         "eventId": "after-release-3",
@@ -201,12 +202,12 @@ def test_release_2_events_are_upcast_and_its_heads_fall_back_to_folding(ledger: 
     }
     (outcome,) = ledger.receive([json.dumps(update).encode()])
     assert outcome.status == "recorded"
-    state = ledger.membership(*key).state
+    state = ledger.membership(MembershipKey(*key)).state
     assert state.tier_expiry_at is not None
     assert state.tier_expiry_at.isoformat() == "2027-01-31T00:00:00+00:00"
     assert state.tier_number == 2  # carried over from release 2's events by the fold
-    (_, text, _), *_ = ledger.store.select_heads([membership.id]).values()
+    (_, text, _), *_ = ledger.store.select_snapshots([membership.id]).values()
     assert '"tier_expiry_at":"2027-01-31T00:00:00+00:00"' in text
-    history = Chronicle(ledger).history(*key)
+    history = Chronicle(ledger).history(MembershipKey(*key))
     assert history[-1]["expiry_instants"] == {"tier_expiry_at": "2027-01-31T00:00:00.000Z"}
     assert Auditor(ledger.store).verify() == []

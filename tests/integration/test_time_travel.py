@@ -10,11 +10,12 @@ import pytest
 
 from domain.errors import MembershipNotFoundError
 from domain.history import Chronicle
+from domain.keys import MembershipKey
 from domain.ledger import Ledger, membership_record
 from domain.membership import Status
 from tests.conftest import generated
 
-KEY = (50191, 354971193, 25)
+KEY = MembershipKey(50191, 354971193, 25)
 
 
 def notification(name: str, created_at: int, event_id: str, **details: object) -> bytes:
@@ -62,19 +63,19 @@ def test_as_of_and_as_known_at_answer_different_questions(ledger: Ledger) -> Non
     ledger.receive([notification("partnerProgramDelinked", JAN + 20 * DAY, "d")])
 
     # What the ledger said before the link arrived: an inferred link at tier 2.
-    then = chronicle.state_at(*KEY, as_known_at=known_before_link)
+    then = chronicle.state_at(KEY, as_known_at=known_before_link)
     assert (then.status, then.link_inferred, then.tier_number) == (Status.LINKED, True, 2)
     # What was true on day 5, as known now: linked (not inferred) at tier 1.
-    day5 = chronicle.state_at(*KEY, as_of=at_ms(JAN + 5 * DAY))
+    day5 = chronicle.state_at(KEY, as_of=at_ms(JAN + 5 * DAY))
     assert (day5.status, day5.link_inferred, day5.tier_number) == (Status.LINKED, False, 1)
     # What the ledger, before the link arrived, believed was true on day 5: nothing yet.
     with pytest.raises(MembershipNotFoundError):
-        chronicle.state_at(*KEY, as_of=at_ms(JAN + 5 * DAY), as_known_at=known_before_link)
+        chronicle.state_at(KEY, as_of=at_ms(JAN + 5 * DAY), as_known_at=known_before_link)
     # ...and on day 15: the inferred link.
-    both = chronicle.state_at(*KEY, as_of=at_ms(JAN + 15 * DAY), as_known_at=known_before_link)
+    both = chronicle.state_at(KEY, as_of=at_ms(JAN + 15 * DAY), as_known_at=known_before_link)
     assert (both.link_inferred, both.tier_number) == (True, 2)
     # Now, with no bound: delinked.
-    assert chronicle.state_at(*KEY).status is Status.DELINKED
+    assert chronicle.state_at(KEY).status is Status.DELINKED
 
 
 def test_an_export_as_known_at_a_moment_equals_the_export_taken_then(ledger: Ledger) -> None:
@@ -99,10 +100,10 @@ def test_an_export_as_of_a_moment_folds_only_what_occurred_by_then(ledger: Ledge
     assert exported
     for state in exported[:50]:
         key = (state.org_id, state.customer_id, state.partner_program_id)
-        membership = ledger.membership(*key)
+        membership = ledger.membership(MembershipKey(*key))
         occurred = [e for e in membership.recorded if e.occurred_at <= cutoff]
         assert state.event_count == len(occurred)
-        assert state == chronicle.state_at(*key, as_of=cutoff)
+        assert state == chronicle.state_at(MembershipKey(*key), as_of=cutoff)
 
 
 def test_changes_in_a_period_list_what_was_recorded_in_it(ledger: Ledger) -> None:

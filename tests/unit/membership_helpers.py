@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from domain.keys import MembershipKey
 from domain.membership import MembershipState, PartnerMembership
 from domain.notifications import Details, Kind, Notification, Shape
 
 BASE_MS = 1_700_000_000_000  # 2023-11-14T22:13:20Z
-KEY = (50191, 354971193, 25)
+KEY = MembershipKey(50191, 354971193, 25)
 EVENT_NAMES = {
     Kind.LINKED: "partnerProgramLinked",
     Kind.UPDATED: "partnerProgramUpdated",
@@ -71,7 +72,7 @@ def reminded(second: int, scheduled: str = "2024-06-01", **kwargs: Any) -> Notif
 
 def record_all(notifications: list[Notification]) -> PartnerMembership:
     """Record notifications in the given (arrival) order on a new membership."""
-    membership = PartnerMembership.new(*KEY)
+    membership = PartnerMembership.new(KEY)
     for notification in notifications:
         membership.record(notification)
     return membership

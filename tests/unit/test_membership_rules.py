@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.membership import PartnerMembership, Status, fold, fold_state
+from domain.membership import PartnerMembership, Status, fold_state, fold_steps
 from domain.notifications import Notification
 from tests.unit.membership_helpers import (
     KEY,
@@ -312,7 +312,7 @@ def test_any_arrival_order_gives_the_same_state(
 @given(history=histories())
 def test_fold_of_recorded_events_equals_incremental_state(history: list[Notification]) -> None:
     membership = record_all(history)
-    state, steps = fold(KEY, membership.recorded)
+    state, steps = fold_steps(KEY, membership.recorded)
     assert state == membership.state
     assert fold_state(KEY, membership.recorded) == state  # what the views use
     assert [s.event.occurred_at for s in steps] == sorted(

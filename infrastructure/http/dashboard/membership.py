@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from domain.errors import MembershipNotFoundError
 from domain.history import Chronicle
+from domain.keys import MembershipKey
 from domain.ledger import iso, membership_record
 from infrastructure.http.dashboard.web import (
     PREFIX,
@@ -83,15 +84,14 @@ def _membership(
 ) -> dict[str, Any]:
     """The membership's state (now, or at the moments asked) and its timeline."""
     chronicle = Chronicle(service.ledger)
-    entries = chronicle.history(org, customer, program)
+    key = MembershipKey(org, customer, program)
+    entries = chronicle.history(key)
     if as_of is None and as_known_at is None:
         state = service.queries.membership(org, customer, program)
         if state is None:  # recorded, not yet in the view: fold it
-            state = membership_record(chronicle.state_at(org, customer, program))
+            state = membership_record(chronicle.state_at(key))
     else:
-        state = membership_record(
-            chronicle.state_at(org, customer, program, as_of=as_of, as_known_at=as_known_at)
-        )
+        state = membership_record(chronicle.state_at(key, as_of=as_of, as_known_at=as_known_at))
     for entry in entries:  # personal data: never on a page
         entry.pop("identifiers", None)
         entry.pop("identifiers_forgotten", None)

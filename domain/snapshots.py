@@ -1,8 +1,9 @@
-"""Membership heads as stored text: the state as a JSON object of named fields.
+"""Membership snapshots as stored text: the state as a JSON object of named fields.
 
-A head written by a release whose `MembershipState` had other fields does not decode (None):
-the ledger then loads and folds that membership's events instead, and writes a new head (heads
-of release 2, before the expiry instants, are such heads).
+They are stored in the table ``ledger_heads`` (column ``head``): stored names, kept. A snapshot
+written by a release whose `MembershipState` had other fields does not decode (None): the
+ledger then loads and folds that membership's events instead, and writes a new snapshot
+(release 2's, before the expiry instants, are such snapshots).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import date, datetime
 from typing import Any, Final
 from uuid import UUID
 
-from domain.membership import Head, MembershipState, Status
+from domain.membership import MembershipState, Snapshot, Status
 
 FORMAT: Final = 1
 _DATETIMES: Final = frozenset(
@@ -21,25 +22,25 @@ _DATETIMES: Final = frozenset(
 _DATES: Final = frozenset({"tier_expiry_date", "membership_expiry_date", "scheduled_expiry_date"})
 
 
-def encode_head(head: Head) -> str:
+def encode_snapshot(snapshot: Snapshot) -> str:
     state = {
         name: value.isoformat() if isinstance(value, date) else value
-        for name, value in zip(MembershipState._fields, head.state, strict=True)
+        for name, value in zip(MembershipState._fields, snapshot.state, strict=True)
     }
     return json.dumps(
-        {"format": FORMAT, "latest": head.latest_occurrence.isoformat(), "state": state},
+        {"format": FORMAT, "latest": snapshot.latest_occurrence.isoformat(), "state": state},
         separators=(",", ":"),
     )
 
 
-def decode_head(membership_id: UUID, version: int, text: str) -> Head | None:
-    """The head, or None when it was written in another format."""
+def decode_snapshot(membership_id: UUID, version: int, text: str) -> Snapshot | None:
+    """The snapshot, or None when it was written in another format."""
     stored = json.loads(text)
     state = stored.get("state", {})
     if stored.get("format") != FORMAT or set(state) != set(MembershipState._fields):
         return None
     values = {name: _decoded(name, value) for name, value in state.items()}
-    return Head(
+    return Snapshot(
         membership_id,
         version,
         MembershipState(**values),
