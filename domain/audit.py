@@ -95,33 +95,9 @@ class Auditor:
                 "version": version,
                 "position": row["position"],
             }
-            if row["hash"] is None:
-                yield Break("UNTRACKED_EVENT", "an event the ledger never recorded", **where)
-                continue
-            if row["previous_hash"] != last_hash:
-                yield Break(
-                    "LINK_BROKEN",
-                    "the chain does not continue from the event before",
-                    expected=last_hash,
-                    found=row["previous_hash"],
-                    **where,
-                )
-            recomputed = chain_hash(
-                row["previous_hash"],
-                membership_id=membership,
-                version=version,
-                topic=row["topic"],
-                state=bytes(row["state"]),
-            )
-            if recomputed != row["hash"]:
-                yield Break(
-                    "CONTENT_CHANGED",
-                    "the stored event is not what was written",
-                    expected=row["hash"],
-                    found=recomputed,
-                    **where,
-                )
-            last_hash = row["hash"]
+            yield from _link_breaks(row, membership, last_hash, where)
+            if row["hash"] is not None:
+                last_hash = row["hash"]
 
     def _all_chain_rows(self) -> Iterator[dict[str, Any]]:
         after: tuple[UUID, int] | None = None
@@ -235,6 +211,39 @@ class Auditor:
                 )
                 digest = checkpoint["digest"]  # re-anchor, to place later breaks precisely
             previous = checkpoint["position"]
+
+
+def _link_breaks(
+    row: dict[str, Any], membership: UUID, last_hash: str, where: dict[str, Any]
+) -> Iterator[Break]:
+    """One chained event's breaks: untracked, not continuing from ``last_hash`` (the hash of
+    the membership's event before), or not what was written."""
+    if row["hash"] is None:
+        yield Break("UNTRACKED_EVENT", "an event the ledger never recorded", **where)
+        return
+    if row["previous_hash"] != last_hash:
+        yield Break(
+            "LINK_BROKEN",
+            "the chain does not continue from the event before",
+            expected=last_hash,
+            found=row["previous_hash"],
+            **where,
+        )
+    recomputed = chain_hash(
+        row["previous_hash"],
+        membership_id=membership,
+        version=row["originator_version"],
+        topic=row["topic"],
+        state=bytes(row["state"]),
+    )
+    if recomputed != row["hash"]:
+        yield Break(
+            "CONTENT_CHANGED",
+            "the stored event is not what was written",
+            expected=row["hash"],
+            found=recomputed,
+            **where,
+        )
 
 
 def _key(row: dict[str, Any]) -> MembershipKey | None:

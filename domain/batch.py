@@ -19,11 +19,19 @@ from domain.encode import EventEncoder
 from domain.errors import InvalidNotificationError
 from domain.fold import Standing, fold_next
 from domain.integrity import GENESIS
-from domain.membership import membership_id
+from domain.keys import membership_id
 from domain.notifications import Notification
 from domain.ports import LedgerStore
 from domain.resume import Decode, resume
-from domain.rows import InboxRow, Outcome, QuarantineRow, Resolution, SnapshotRow, quarantine_id
+from domain.rows import (
+    FoldedRow,
+    InboxRow,
+    Outcome,
+    QuarantineRow,
+    Resolution,
+    SnapshotRow,
+    quarantine_id,
+)
 from domain.snapshots import encode_snapshot
 
 Clock = Callable[[], datetime]
@@ -48,8 +56,11 @@ def record_batch(
     resolving: Sequence[str] | None,
     *,
     use_snapshots: bool,
+    update_views: bool = False,
 ) -> list[Outcome]:
-    """The batch in one transaction; one outcome per payload, in order."""
+    """The batch in one transaction; one outcome per payload, in order. With
+    ``update_views``, the recorder is also given each changed membership's folded state, to
+    bring the views that stand at the log's head along in the same transaction."""
     store = pipeline.store
     valid = [item for item in parsed if isinstance(item, Notification)]
     known_ids, known_fingerprints = store.find_recorded(
@@ -69,17 +80,10 @@ def record_batch(
     for raw, item in zip(payloads, decisions, strict=True):
         if isinstance(item, InvalidNotificationError):
             row = QuarantineRow(
-                quarantine_id(raw),
-                raw,
-                item.reason,
-                item.detail,
-                received_at_us,
-                is_receipt=resolving is None,
+                quarantine_id(raw), raw, item.reason, item.detail, received_at_us, resolving is None
             )
             quarantine.append(row)
-            outcomes.append(
-                Outcome("quarantined", reason=item.reason, detail=item.detail, quarantine_id=row.id)
-            )
+            outcomes.append(_quarantined(row))
         elif item is None:
             outcomes.append(Outcome("duplicate"))
         else:
@@ -95,26 +99,50 @@ def record_batch(
     tips |= store.chain_tips(
         [(s.membership_id, s.stored_version) for s in changed if s.membership_id not in tips]
     )
+    views = {"folded": [_folded(s) for s in changed]} if update_views else {}
     positions = store.insert_events(
         events,
+        **views,
         inbox=[_chained(row, tips.get(standing.membership_id, GENESIS)) for standing, row in inbox],
         snapshots=[
             SnapshotRow(s.membership_id, s.version, encode_snapshot(s.snapshot)) for s in changed
         ],
         keys=sealed.new_keys,
         quarantine=quarantine,
-        resolutions=[
-            Resolution(qid, outcome.status, received_at_us)
-            for qid, outcome in zip(resolving or (), outcomes, strict=False)
-            if outcome.status != "quarantined"
-        ],
+        resolutions=_resolutions(resolving, outcomes, received_at_us),
     )
-    padded: list[int | None] = list(positions) if positions else [None] * len(events)
-    at = iter(padded)
+    return _with_positions(outcomes, positions)
+
+
+def _resolutions(
+    resolving: Sequence[str] | None, outcomes: list[Outcome], at_us: int
+) -> list[Resolution]:
+    """The quarantine entries being replayed that are now recorded (or duplicates)."""
     return [
-        Outcome("recorded", position=next(at)) if outcome.status == "recorded" else outcome
+        Resolution(qid, outcome.status, at_us)
+        for qid, outcome in zip(resolving or (), outcomes, strict=False)
+        if outcome.status != "quarantined"
+    ]
+
+
+def _quarantined(row: QuarantineRow) -> Outcome:
+    return Outcome("quarantined", reason=row.reason, detail=row.detail, quarantine_id=row.id)
+
+
+def _with_positions(outcomes: list[Outcome], positions: Sequence[int] | None) -> list[Outcome]:
+    """Each recorded outcome with its event's position (None where the store gives none)."""
+    at = iter(positions or ())
+    return [
+        Outcome("recorded", position=next(at, None)) if outcome.status == "recorded" else outcome
         for outcome in outcomes
     ]
+
+
+def _folded(standing: Standing) -> FoldedRow:
+    """A changed membership's state and the facts this batch recorded for it (the last of
+    its events: those loaded from the store come first)."""
+    recorded = standing.version - standing.stored_version
+    return FoldedRow(standing.membership_id, standing.state, tuple(standing.events[-recorded:]))
 
 
 def _inbox_row(standing: Standing, notification: Notification, timestamp: datetime) -> InboxRow:

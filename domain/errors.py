@@ -1,5 +1,5 @@
 """Errors of the ledger, under one base: every error the ledger raises on purpose is drawn
-here, and all but three (whose modules are split in the write-pipeline work) are defined here.
+here, and all but two (their modules' own, named beside them) are defined here.
 
 LedgerError
 +-- InvalidNotificationError   a payload that cannot become a ledger event (quarantined)
@@ -15,8 +15,7 @@ LedgerError
 +-- LockLostError              a lock this process took is gone (its session or file)
 +-- RebuildError               a rebuild met an event it could not project
 +-- PositionConflictError      another process moved a view first (the batch is retried)
-+-- ConcurrencyError           a concurrent writer won; the batch is retried
-|                              (`domain.ledger`)
++-- ConcurrencyError           a batch kept losing races with other writers; nothing written
 +-- ParserFailedError          a parse worker process died (`infrastructure.parsing`)
 +-- WriterUnavailableError     the HTTP group-commit writer is stopped or full
                                (`infrastructure.http.writer`)
@@ -140,6 +139,10 @@ class LockLostError(LedgerError):
 
 class RebuildError(LedgerError):
     """A rebuild met an event it could not project; nothing was switched."""
+
+
+class ConcurrencyError(LedgerError):
+    """A batch kept losing races with other writers; nothing of it was written."""
 
 
 class PositionConflictError(LedgerError):

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
-from domain.membership import MembershipState
+from domain.state import MembershipState
 
 # The export's keys are the state's fields, in their order: one list, kept by MembershipState.
 EXPORT_FIELDS: tuple[str, ...] = MembershipState._fields

@@ -16,16 +16,11 @@ from datetime import UTC, datetime
 from typing import Any, Final
 from uuid import UUID
 
-from domain.membership import (
-    Fact,
-    MembershipKey,
-    MembershipState,
-    Snapshot,
-    apply_event,
-    event_fields,
-    fold_steps,
-)
+from domain.event_fields import event_fields
+from domain.keys import MembershipKey
 from domain.notifications import Notification
+from domain.rules import Fact, apply_event, fold_steps
+from domain.state import MembershipState, Snapshot
 
 NEVER: Final = datetime.min.replace(tzinfo=UTC)
 

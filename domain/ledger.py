@@ -2,15 +2,8 @@
 
 A batch of payloads is handled in one transaction by the write pipeline (`domain.batch`):
 quarantine rows, new membership events, their inbox rows, snapshots and new customer keys commit
-together or not at all. Duplicate detection reads the inbox first and relies on its unique
-indexes at commit time; a concurrent writer that wins the race turns our commit into an
-``IntegrityError``, and the whole batch is tried again from the top (optimistic concurrency),
-this time seeing the other writer's rows. How often, and how long to wait between attempts, is
-the injected `Attempts` policy's business (`infrastructure.retrying`), not the domain's.
-
-When the store refuses a batch's data (`StoreRefusedError`: a data exception or a limit, which
-no retry can cure), the batch is split in halves, each recorded on its own, until the payload
-the store refuses is alone: that one is quarantined as ``STORE_REFUSED`` and the others commit.
+together or not at all; `domain.writing` tries a batch again while it loses races to other
+writers, and splits it while the store refuses its data.
 
 The aggregate (`PartnerMembership`) stays the reference model of the rules: reading folds its
 events; the pipeline folds plain values the same way (a property test holds them equal).
@@ -18,27 +11,24 @@ events; the pipeline folds plain values the same way (a property test holds them
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import JSONTranscoder
 from eventsourcing.utils import Environment, EnvType
 
-from domain.batch import Clock, Pipeline, record_batch
+from domain.batch import Clock, Pipeline
 from domain.decode import parse_all
 from domain.encode import EventEncoder
 from domain.errors import (
+    ConcurrencyError,
     ConfigurationError,
     InvalidNotificationError,
     LedgerError,
     MembershipNotFoundError,
-    Reason,
-    StorageUnavailableError,
-    StoreRefusedError,
 )
 from domain.export import EXPORT_FIELDS, iso, jsonable, membership_record
 from domain.library_settings import (
@@ -49,28 +39,11 @@ from domain.library_settings import (
     DateAsISO,
     check_library_settings,
 )
-from domain.membership import MembershipKey, MembershipState, PartnerMembership, membership_id
+from domain.membership import MembershipKey, PartnerMembership, membership_id
 from domain.notifications import Notification
 from domain.ports import LedgerStore
 from domain.rows import InboxRow, Outcome, QuarantineRow, Resolution, SnapshotRow, quarantine_id
-
-T = TypeVar("T")
-# After this many conflicts, stop trusting snapshots: only a snapshot behind its events
-# (appended by a release that kept none) keeps conflicting; whole histories are read instead.
-TRUST_SNAPSHOTS_ATTEMPTS: Final = 5
-
-
-class ConcurrencyError(LedgerError):
-    """A batch kept losing races with other writers; nothing of it was written."""
-
-
-class Attempts(Protocol):
-    """Runs ``attempt(n)`` for n = 0, 1, ... while it loses races to other writers (the
-    library's ``IntegrityError``); counts those conflicts."""
-
-    conflicts: int
-
-    def __call__(self, attempt: Callable[[int], T]) -> T: ...
+from domain.writing import Attempts, Batch, BatchWriter
 
 
 class Ledger(Application[UUID]):
@@ -128,10 +101,13 @@ class Ledger(Application[UUID]):
         received_at_us: int | None = None,
         parsed: Sequence[Notification | InvalidNotificationError] | None = None,
         sources: Sequence[str | None] | str | None = None,
+        update_views: bool = False,
     ) -> list[Outcome]:
         """Record a batch of raw payloads atomically; one outcome per payload, in order.
         ``parsed``: the payloads already parsed by `parse_all` (e.g. in another process).
-        ``sources``: where each payload came from (or one for all), kept with quarantine rows."""
+        ``sources``: where each payload came from (or one for all), kept with quarantine rows.
+        ``update_views``: the views that stand at the log's head move with the batch, in its
+        transaction (the doors ask for it); the others are left to catch up, as always."""
         received = received_at_us if received_at_us is not None else _micros(self.clock())
         if parsed is None:
             parsed = parse_all(payloads)
@@ -141,7 +117,7 @@ class Ledger(Application[UUID]):
             sources = [sources] * len(payloads)
         elif len(sources) != len(payloads):
             raise ValueError("one source per payload")
-        outcomes = self._record_locked(payloads, parsed, received, resolving=None)
+        outcomes = self._record_locked(Batch(payloads, parsed, received, update_views=update_views))
         # Where each quarantined payload came from, noted once the batch has committed (the
         # entry and its bytes are in that commit; a crash before this leaves the source unknown).
         found = {
@@ -153,73 +129,15 @@ class Ledger(Application[UUID]):
             self.store.keep_sources(found)
         return outcomes
 
-    def _record_locked(
-        self,
-        payloads: Sequence[bytes],
-        parsed: Sequence[Notification | InvalidNotificationError],
-        received_at_us: int,
-        resolving: Sequence[str] | None,
-    ) -> list[Outcome]:
-        with self.store.writing():
-            return self._record_splitting(payloads, parsed, received_at_us, resolving)
-
-    def _record_splitting(
-        self,
-        payloads: Sequence[bytes],
-        parsed: Sequence[Notification | InvalidNotificationError],
-        received_at_us: int,
-        resolving: Sequence[str] | None,
-    ) -> list[Outcome]:
-        """Record the batch; if the store refuses its data, record each half on its own
-        (bisection), and quarantine a payload that the store refuses alone."""
-        try:
-            return self._record_attempts(payloads, parsed, received_at_us, resolving)
-        except StoreRefusedError as refusal:
-            if len(payloads) == 1:
-                refused = InvalidNotificationError(
-                    Reason.STORE_REFUSED, f"the database refused to store it: {refusal}"
-                )
-                try:
-                    return self._record_attempts(payloads, [refused], received_at_us, resolving)
-                except StoreRefusedError as again:
-                    raise StorageUnavailableError(
-                        f"the database refused a payload even as a quarantine entry: {again}"
-                    ) from None
-            middle = len(payloads) // 2
-            halves = [slice(0, middle), slice(middle, None)]
-            return [
-                outcome
-                for half in halves
-                for outcome in self._record_splitting(
-                    payloads[half],
-                    parsed[half],
-                    received_at_us,
-                    None if resolving is None else resolving[half],
-                )
-            ]
-
-    def _record_attempts(
-        self,
-        payloads: Sequence[bytes],
-        parsed: Sequence[Notification | InvalidNotificationError],
-        received_at_us: int,
-        resolving: Sequence[str] | None,
-    ) -> list[Outcome]:
-        """The batch in one transaction, tried again while it loses races to other writers
-        (the next attempt sees their rows and snapshots)."""
+    def _record_locked(self, batch: Batch) -> list[Outcome]:
         if self._attempts is None:
             raise ConfigurationError("this ledger was opened without a retry policy")
-        pipeline = Pipeline(self.store, self.mapper.to_domain_event, self.encoder, self.clock)
-        return self._attempts(
-            lambda attempt: record_batch(
-                pipeline,
-                payloads,
-                parsed,
-                received_at_us,
-                resolving,
-                use_snapshots=attempt < TRUST_SNAPSHOTS_ATTEMPTS,
-            )
+        writer = BatchWriter(
+            Pipeline(self.store, self.mapper.to_domain_event, self.encoder, self.clock),
+            self._attempts,
         )
+        with self.store.writing():
+            return writer.record(batch)
 
     # --- personal data -------------------------------------------------------------------
 
@@ -244,10 +162,12 @@ class Ledger(Application[UUID]):
             return []
         payloads = [row["raw"] for row in rows]
         outcomes = self._record_locked(
-            payloads,
-            parse_all(payloads),
-            _micros(self.clock()),
-            resolving=[row["id"] for row in rows],
+            Batch(
+                payloads,
+                parse_all(payloads),
+                _micros(self.clock()),
+                resolving=[row["id"] for row in rows],
+            )
         )
         return [(row["id"], outcome) for row, outcome in zip(rows, outcomes, strict=True)]
 
@@ -279,22 +199,9 @@ class Ledger(Application[UUID]):
                 f"partner program {key.partner_program_id}"
             ) from None
 
-    def memberships(self) -> Iterator[MembershipState]:
-        """Every membership's state, sorted by (org, customer, partner program)."""
-        states: list[MembershipState] = [
-            self.repository.get(mid).state for mid in self.store.membership_ids()
-        ]
-        yield from sorted(states, key=lambda s: (s.org_id, s.customer_id, s.partner_program_id))
-
 
 def _micros(moment: datetime) -> int:
     return int(moment.timestamp() * 1_000_000)
-
-
-def now_us() -> int:
-    """The time now in microseconds; kept here for the tests that build rows by hand (the
-    ledger itself reads its injected clock)."""
-    return time.time_ns() // 1000
 
 
 __all__ = [
@@ -316,7 +223,6 @@ __all__ = [
     "iso",
     "jsonable",
     "membership_record",
-    "now_us",
     "parse_all",
     "quarantine_id",
 ]

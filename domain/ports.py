@@ -21,7 +21,9 @@ class LedgerStore(AuditStore, Protocol):
         self, stored_events: Sequence[StoredEvent], **rows: Any
     ) -> Sequence[int] | None:
         """The write stage: the events and ``rows`` (inbox, snapshots, keys, quarantine,
-        resolutions) in one transaction; the events' positions, in order."""
+        resolutions) in one transaction; the events' positions, in order. Given ``folded``
+        (`domain.rows.FoldedRow`), it also updates the views that stand at the log's head in
+        that transaction; a view it cannot update is left to catch up."""
         ...
 
     def find_recorded(
@@ -29,8 +31,10 @@ class LedgerStore(AuditStore, Protocol):
     ) -> tuple[dict[str, str], set[str]]: ...
 
     def select_streams(
-        self, membership_ids: Sequence[UUID], *, up_to: int | None = None
-    ) -> dict[UUID, list[tuple[int, StoredEvent]]]: ...
+        self, membership_ids: Sequence[UUID]
+    ) -> dict[UUID, list[tuple[int, StoredEvent]]]:
+        """The stored events (with positions) of these memberships, in version order."""
+        ...
 
     def chain_tips(self, versions: Sequence[tuple[UUID, int]]) -> dict[UUID, str]:
         """Each membership's chain tip: the hash of its event at the given version."""
@@ -49,8 +53,6 @@ class LedgerStore(AuditStore, Protocol):
     def forget(self, org: int, customer: int) -> bool: ...
 
     def positions(self, membership_id: UUID) -> dict[int, int]: ...
-
-    def membership_ids(self) -> list[UUID]: ...
 
     def membership_keys(
         self,

@@ -16,9 +16,10 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 
 from domain.fold import Standing
-from domain.membership import MembershipKey, fold_state, membership_id
+from domain.keys import MembershipKey, membership_id
 from domain.notifications import Notification
 from domain.ports import LedgerStore
+from domain.rules import fold_state
 from domain.snapshots import decode_snapshot
 
 Decode = Callable[[StoredEvent], Any]

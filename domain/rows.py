@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from uuid import UUID
+
+if TYPE_CHECKING:
+    from domain.membership import Fact, MembershipState
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,18 @@ class SnapshotRow:
     membership_id: UUID
     version: int
     text: str
+
+
+@dataclass(frozen=True)
+class FoldedRow:
+    """A membership as the batch leaves it, for the views the recorder keeps current in the
+    same transaction (`infrastructure.views.inline`): its state after the batch, and the
+    facts the batch recorded for it, in recording order (a view that counts events adds
+    them)."""
+
+    membership_id: UUID
+    state: MembershipState
+    recorded: tuple[Fact, ...]
 
 
 @dataclass(frozen=True)

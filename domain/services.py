@@ -2,7 +2,8 @@
 methods; neither reaches past them to the store, the recorder or the mapper.
 
 `Recording` is the one ingest use case both doors use: a batch of payloads through
-`Ledger.receive`, and the log digest's checkpoints extended as the log grows (the CLI at the end
+`Ledger.receive` with the views that stand at the log's head updated in the batch's
+transaction, and the log digest's checkpoints extended as the log grows (the CLI at the end
 of an ingest; the HTTP service in the background, every `CHECKPOINT_EVERY` events of the log).
 """
 
@@ -41,7 +42,10 @@ class Recording:
     ) -> list[Outcome]:
         """One batch, atomically (see `Ledger.receive`); one outcome per payload, in order."""
         outcomes = self.ledger.receive(
-            payloads, parsed=parsed, sources=self.source if sources is None else sources
+            payloads,
+            parsed=parsed,
+            sources=self.source if sources is None else sources,
+            update_views=True,
         )
         if self.on_recorded is not None:
             self.on_recorded(sum(outcome.status == "recorded" for outcome in outcomes))

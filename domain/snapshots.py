@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any, Final
 from uuid import UUID
 
-from domain.membership import MembershipState, Snapshot, Status
+from domain.state import MembershipState, Snapshot, Status
 
 FORMAT: Final = 1
 _DATETIMES: Final = frozenset(

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Final, TypeVar
 
-from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
+from eventsourcing.persistence import IntegrityError
 
-from domain.errors import StorageUnavailableError
 from domain.ledger import ConcurrencyError
+from infrastructure.storage_errors import LIBRARY_TRANSIENT_ERRORS, unavailable
 
 T = TypeVar("T")
 MAX_ATTEMPTS: Final = 20
@@ -27,6 +27,11 @@ MAX_ATTEMPTS: Final = 20
 def system_clock() -> datetime:
     """Recording times: UTC now, as the library's ``create_timestamp``."""
     return datetime.now(tz=UTC)
+
+
+def now_us() -> int:
+    """The time now in epoch microseconds, as the ledger's tables keep times."""
+    return time.time_ns() // 1000
 
 
 class ConflictAttempts:
@@ -43,6 +48,6 @@ class ConflictAttempts:
             except IntegrityError:
                 self.conflicts += 1
                 time.sleep(random.uniform(0, min(0.2, 0.005 * 2**number)))
-            except (OperationalError, InterfaceError) as error:
-                raise StorageUnavailableError(f"the event store is unavailable: {error}") from None
+            except LIBRARY_TRANSIENT_ERRORS as error:
+                raise unavailable("the event store is unavailable", error) from None
         raise ConcurrencyError(f"gave up after {self.attempts} concurrent-write conflicts")

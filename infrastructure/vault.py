@@ -13,14 +13,15 @@ from __future__ import annotations
 import base64
 import json
 import os
-import time
 from collections.abc import Sequence
-from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from domain.rows import CustomerKeyRow, Sealed
+from infrastructure.dbapi import Datastore
+from infrastructure.ledger_queries.base import QueryBase
+from infrastructure.retrying import now_us
 
 Customer = tuple[int, int]
 PREFIX = "v1."
@@ -29,7 +30,7 @@ PREFIX = "v1."
 class IdentifierVault:
     """Keys and sealing, over the ledger's own database (a `LedgerTables` recorder)."""
 
-    def __init__(self, tables: Any) -> None:
+    def __init__(self, tables: QueryBase[Datastore]) -> None:
         self.tables = tables
 
     def seal(self, items: Sequence[tuple[int, int, dict[str, str]]]) -> Sealed:
@@ -40,7 +41,7 @@ class IdentifierVault:
         transaction a conflict, tried again with the key that won)."""
         wanted = {(org, customer) for org, customer, identifiers in items if identifiers}
         keys = self._read_keys(sorted(wanted))
-        now = time.time_ns() // 1000
+        now = now_us()
         new_keys = [
             CustomerKeyRow(org, customer, AESGCM.generate_key(bit_length=256), now)
             for org, customer in sorted(wanted - keys.keys())
@@ -78,7 +79,7 @@ class IdentifierVault:
                 (org, customer),
             )
         )
-        now = time.time_ns() // 1000
+        now = now_us()
         with self.tables.datastore.transaction(commit=True) as cursor:
             cursor.execute(
                 self.tables.sql(

@@ -10,12 +10,12 @@ from contextlib import contextmanager
 from urllib.parse import quote
 
 import psycopg
-from eventsourcing.persistence import PersistenceError
 
-from domain.errors import NoLedgerError, StorageUnavailableError, first_line
+from domain.errors import NoLedgerError
 from domain.ledger import Ledger
 from infrastructure.retrying import ConflictAttempts, system_clock
 from infrastructure.settings import Settings
+from infrastructure.storage_errors import STORAGE_ERRORS, sqlite_refused_lock, storage_failures
 
 LEDGER_TABLE = "ledger_inbox"  # made with the event store, in the same DDL, on both stores
 
@@ -25,28 +25,20 @@ def open_ledger(settings: Settings, *, create: bool = True) -> Iterator[Ledger]:
     """A Ledger on the configured store, closed afterwards. With ``create``, its tables are
     made on first use; without, a store that holds no ledger is `NoLedgerError` and is left
     untouched (a mistyped path must not become an empty ledger that verifies)."""
-    # Probe first: the library's pool would wait out its timeout and then only say so.
-    reason = _postgres_reason(settings)
-    if reason:
-        raise StorageUnavailableError(
-            f"cannot open the ledger database {settings.display_db}: {reason}"
-        )
-    try:
+    with storage_failures(
+        f"cannot open the ledger database {settings.display_db}", also=(OSError,)
+    ):
+        if settings.is_postgres:
+            # Probe first: the library's pool would wait out its timeout and only say so.
+            _connect_postgres(settings).close()
         if not create and not _holds_ledger(settings):
             where = settings.display_db if settings.is_postgres else _sqlite_path(settings)
             raise NoLedgerError(f"no ledger at {where}: 'partner-ledger ingest' creates one")
         _prepare_sqlite(settings)
         ledger = _started(settings)
-    except (PersistenceError, sqlite3.Error, psycopg.Error, OSError) as error:
-        raise StorageUnavailableError(
-            f"cannot open the ledger database {settings.display_db}: {first_line(error)}"
-        ) from None
     try:
-        yield ledger
-    except (PersistenceError, sqlite3.Error, psycopg.Error) as error:
-        raise StorageUnavailableError(
-            f"the ledger database {settings.display_db} failed: {first_line(error)}"
-        ) from None
+        with storage_failures(f"the ledger database {settings.display_db} failed"):
+            yield ledger
     finally:
         ledger.close()
 
@@ -65,8 +57,12 @@ def _started(settings: Settings) -> Ledger:
             return Ledger(
                 env=settings.eventsourcing_env(), clock=system_clock, attempts=ConflictAttempts()
             )
-        except (PersistenceError, sqlite3.OperationalError) as error:
-            if settings.is_postgres or "locked" not in str(error) or time.monotonic() > deadline:
+        except STORAGE_ERRORS as error:
+            if (
+                settings.is_postgres
+                or not sqlite_refused_lock(error)
+                or time.monotonic() > deadline
+            ):
                 raise
             time.sleep(random.uniform(0.02, 0.2))
 
@@ -78,15 +74,7 @@ def _sqlite_path(settings: Settings) -> str:
 def _holds_ledger(settings: Settings) -> bool:
     """Whether the store has the ledger's tables; creates nothing (not even a file)."""
     if settings.is_postgres:
-        env = settings.eventsourcing_env()
-        with psycopg.connect(
-            dbname=env["POSTGRES_DBNAME"],
-            host=env["POSTGRES_HOST"],
-            port=env["POSTGRES_PORT"],
-            user=env["POSTGRES_USER"],
-            password=env["POSTGRES_PASSWORD"],
-            connect_timeout=settings.connect_timeout_seconds,
-        ) as server:
+        with _connect_postgres(settings) as server:
             row = server.execute("SELECT to_regclass(%s) IS NOT NULL", (LEDGER_TABLE,)).fetchone()
             return bool(row and row[0])
     try:  # mode=rw: open an existing file, never create one
@@ -115,20 +103,14 @@ def _prepare_sqlite(settings: Settings) -> None:
         connection.close()
 
 
-def _postgres_reason(settings: Settings) -> str | None:
-    """The server's own words for a failed connection (the pool only says it timed out)."""
-    if not settings.is_postgres:
-        return None
+def _connect_postgres(settings: Settings) -> psycopg.Connection[tuple[object, ...]]:
+    """A connection of our own, on the settings the library's pool uses."""
     env = settings.eventsourcing_env()
-    try:
-        psycopg.connect(
-            dbname=env["POSTGRES_DBNAME"],
-            host=env["POSTGRES_HOST"],
-            port=env["POSTGRES_PORT"],
-            user=env["POSTGRES_USER"],
-            password=env["POSTGRES_PASSWORD"],
-            connect_timeout=settings.connect_timeout_seconds,
-        ).close()
-    except psycopg.Error as error:
-        return first_line(error)
-    return None
+    return psycopg.connect(
+        dbname=env["POSTGRES_DBNAME"],
+        host=env["POSTGRES_HOST"],
+        port=env["POSTGRES_PORT"],
+        user=env["POSTGRES_USER"],
+        password=env["POSTGRES_PASSWORD"],
+        connect_timeout=settings.connect_timeout_seconds,
+    )

@@ -14,16 +14,26 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from operator import attrgetter
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 from uuid import UUID
 
 from domain.ledger import EXPORT_FIELDS, jsonable
-from domain.membership import MembershipState, PartnerMembership, Status
+from domain.membership import MembershipState, Status
 from domain.notifications import Kind
 
 KEY = ("org_id", "customer_id", "partner_program_id")
+
+
+class Occurrence(Protocol):
+    """What a view may read of an event: a recorded event, or the write pipeline's `Fact`."""
+
+    @property
+    def kind(self) -> Kind: ...
+
+    @property
+    def occurred_at(self) -> datetime: ...
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,9 @@ class View:
     primary_key: tuple[str, ...]
     indexes: tuple[tuple[str, ...], ...]
     order_by: tuple[str, ...]
+    # A view that counts events names its count column: a batch's rows (counting only the
+    # batch's events) add to the stored ones instead of replacing the membership's rows.
+    tally: str | None = None
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -57,7 +70,7 @@ class View:
         membership_id: UUID,
         state: MembershipState,
         position: int,
-        events: Sequence[PartnerMembership.Recorded],
+        events: Sequence[Occurrence],
     ) -> list[tuple[Any, ...]]:
         """The rows of one membership, given its fold and its events (in recording order).
         Most views need only the fold; a view that counts events overrides this."""
@@ -165,7 +178,7 @@ class ActivityView(View):
         membership_id: UUID,
         state: MembershipState,
         position: int,
-        events: Sequence[PartnerMembership.Recorded],
+        events: Sequence[Occurrence],
     ) -> list[tuple[Any, ...]]:
         counted = Counter(
             (event.occurred_at.astimezone(UTC).strftime("%Y-%m"), self.KINDS[event.kind])
@@ -198,6 +211,7 @@ ACTIVITY = ActivityView(
         ("membership_id",),
     ),
     order_by=(*KEY, "month", "kind"),
+    tally="events",
 )
 
 VIEWS: dict[str, View] = {view.name: view for view in (MEMBERSHIPS, EXPIRY, ACTIVITY)}

@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/bench.py [--scale small|full] [--json OUT] [--admin-url URL]
         [--only ingest,rebuild,freshness,queries,dashboard,webhook,cli]
+        [--webhook-load SENDERS,REQUESTS]
 
 Creates scratch databases, runs, prints one table (figure, ours, baseline, ratio, target, met?),
 writes the same as JSON with --json, and drops the databases. ``--only`` runs some figure groups
@@ -23,6 +24,7 @@ Figures:
    loopback, acknowledged (2xx, committed) deliveries/s and p50/p99 latency; baseline:
    ``scripts/bench_crud.py``, a FastAPI/uvicorn receiver upserting one row per request, under the
    same load with the same payloads. Each with ``--workers`` 1 and 2, the better one reported.
+   ``--webhook-load 64,10000`` sets the concurrent senders and requests (default: the scale's).
 6. dashboard: each dashboard page's p99 (signed in, one ``serve`` worker) beside the p99 of the
    API endpoint that answers the same question, requests interleaved page/API in the same run.
 7. cli: ``partner-ledger --help``, median wall time of a few runs; baseline: ``python -c pass``
@@ -54,6 +56,8 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scratch import scratch_database  # noqa: E402  (scripts/, beside this one)
+
 from domain.ledger import Ledger  # noqa: E402
 from infrastructure.settings import Settings  # noqa: E402
 from infrastructure.views.queries import Queries  # noqa: E402
@@ -81,6 +85,12 @@ def main() -> int:
     parser.add_argument("--json", type=Path, metavar="OUT")
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--only", metavar="NAME[,NAME]", help=f"some of {','.join(GROUPS)}")
+    parser.add_argument(
+        "--webhook-load",
+        type=_load,
+        metavar="SENDERS,REQUESTS",
+        help="the webhook figure's concurrent senders and requests (default: the scale's)",
+    )
     args = parser.parse_args()
     groups = set(args.only.split(",")) if args.only else set(GROUPS)
     if groups - set(GROUPS):
@@ -90,7 +100,11 @@ def main() -> int:
         with scratch_database(args.admin_url, "bench") as url:
             rows += run(url, SCALES[args.scale], groups)
     if "webhook" in groups:
-        rows += bench_webhook(args.admin_url, args.scale)
+        concurrency, requests, seconds = WEBHOOK_LOAD[args.scale]
+        if args.webhook_load is not None:
+            concurrency, requests = args.webhook_load
+            seconds = max(seconds, requests / 50)  # at 50/s at worst, every request is sent
+        rows += bench_webhook(args.admin_url, (concurrency, requests, seconds))
     if "cli" in groups:
         rows += bench_cli_help()
     print_table(rows)
@@ -99,17 +113,15 @@ def main() -> int:
     return 0
 
 
-@contextmanager
-def scratch_database(admin_url: str, label: str) -> Iterator[str]:
-    """A new database on the admin URL's server, its URL, dropped afterwards whatever happens."""
-    name = f"pl_{label}_{os.getpid()}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+def _load(text: str) -> tuple[int, int]:
+    senders, _, requests = text.partition(",")
     try:
-        yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        pair = int(senders), int(requests)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not SENDERS,REQUESTS") from None
+    if min(pair) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: both must be at least 1")
+    return pair
 
 
 def generate(path: Path, count: int, seed: int) -> None:
@@ -504,10 +516,11 @@ def busiest_membership(url: str) -> tuple[int, int, int]:
     return row["org_id"], row["customer_id"], row["partner_program_id"]
 
 
-def bench_webhook(admin_url: str, scale: str) -> list[dict[str, Any]]:
+def bench_webhook(admin_url: str, load: tuple[int, int, float]) -> list[dict[str, Any]]:
     """Ours and the CRUD baseline, each with 1 and 2 workers on a fresh database, under the
-    same load of the same payloads (a new seed: none is a duplicate of the ingest figure's)."""
-    concurrency, requests, seconds = WEBHOOK_LOAD[scale]
+    same load (senders, requests, time bound) of the same payloads (a new seed: none is a
+    duplicate of the ingest figure's)."""
+    concurrency, requests, seconds = load
     runs: dict[tuple[str, int], dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         payloads = Path(scratch) / "webhooks.jsonl"

@@ -1,10 +1,12 @@
 """CRUD baseline for the webhook benchmark: a minimal receiver that keeps no history.
 
     python scripts/bench_crud.py --db postgresql://... --port N [--workers N] [--pool N]
-        [--host H] [--webhook-header X-Webhook-Token] [--webhook-secrets S1,S2]
+        [--host H] [--http httptools|h11] [--webhook-header X-Webhook-Token]
+        [--webhook-secrets S1,S2]
 
-The same server stack as ``partner-ledger serve`` (FastAPI on uvicorn, asyncio and h11, access
-log off, with several workers a listening socket bound as TCP so keep-alive answers are not held
+The same server stack as ``partner-ledger serve`` (FastAPI on uvicorn, asyncio and httptools,
+or h11 with ``--http h11`` as ``serve`` has with ``PARTNER_LEDGER_HTTP_PARSER=h11``; access log
+off, with several workers a listening socket bound as TCP so keep-alive answers are not held
 back by delayed ACKs), and the same static header check. ``POST /webhooks/capillary`` reads the
 body, ``json.loads`` it, picks (org, customer, program, tier) out of a shape A (``attributes``
 envelope), B or C (flat) payload, and upserts one row into ``memberships`` with one autocommit
@@ -65,6 +67,7 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--pool", type=int, default=64, help="connections per worker")
+    parser.add_argument("--http", choices=("httptools", "h11"), default="httptools")
     parser.add_argument("--webhook-header", default="X-Webhook-Token")
     parser.add_argument("--webhook-secrets", default=os.environ.get(f"{ENV}WEBHOOK_SECRETS"))
     args = parser.parse_args()
@@ -87,6 +90,7 @@ def main() -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
+        http=args.http,
         access_log=False,
         server_header=False,
         log_level="warning",

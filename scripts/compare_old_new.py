@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import psycopg
+from scratch import scratch_database  # scripts/, beside this one
 
 ROOT = Path(__file__).resolve().parents[1]
 OLD_COMMIT = "37f64ce"  # main before the write pipeline (issue 12)
@@ -62,8 +62,8 @@ def main() -> int:
         with old_worktree(args.old_commit, work / "old") as old_root:
             summary: dict[str, Any] = {"count": args.count, "old_commit": args.old_commit}
             with (
-                scratch_database(args.admin_url, "old") as old_url,
-                scratch_database(args.admin_url, "new") as new_url,
+                scratch_database(args.admin_url, "compare_old") as old_url,
+                scratch_database(args.admin_url, "compare_new") as new_url,
             ):
                 runs = {"old": (old_root, old_url), "new": (ROOT, new_url)}
                 for name, (root, url) in runs.items():
@@ -162,18 +162,6 @@ def old_worktree(commit: str, path: Path) -> Iterator[Path]:
         subprocess.run(
             ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(path)], check=True
         )
-
-
-@contextmanager
-def scratch_database(admin_url: str, label: str) -> Iterator[str]:
-    name = f"pl_compare_{label}_{os.getpid()}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -3,20 +3,76 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
 from infrastructure.moments import FORMS, parse_day, parse_moment
 
+JSON_HELP = "print JSON instead of a table"
 
-def key_arguments(command: argparse.ArgumentParser, *, optional: bool = False) -> None:
+
+def key_arguments(
+    command: argparse.ArgumentParser, *, optional: bool = False, program: bool = True
+) -> None:
+    """ORG CUSTOMER [PROGRAM]: a membership's key (without ``program``, a customer's)."""
     nargs = "?" if optional else None
     command.add_argument("org", type=identifier, metavar="ORG", nargs=nargs, help="org id")
     command.add_argument(
         "customer", type=identifier, metavar="CUSTOMER", nargs=nargs, help="customer id"
     )
-    command.add_argument(
-        "program", type=identifier, metavar="PROGRAM", nargs=nargs, help="partner program id"
+    if program:
+        command.add_argument(
+            "program", type=identifier, metavar="PROGRAM", nargs=nargs, help="partner program id"
+        )
+
+
+def org_and_program(
+    command: argparse.ArgumentParser,
+    *,
+    org_help: str,
+    program_help: str = "only this partner program",
+    dest_prefix: str = "",
+) -> None:
+    """``--org N`` and ``--program N``: the filters of the reads over many memberships."""
+    for flag, text in (("org", org_help), ("program", program_help)):
+        command.add_argument(
+            f"--{flag}", type=identifier, dest=f"{dest_prefix}{flag}", metavar="N", help=text
+        )
+
+
+def window(
+    command: argparse.ArgumentParser,
+    *,
+    types: tuple[Callable[[str], object], Callable[[str], object]],
+    metavar: str,
+    helps: tuple[str, str],
+    end_in: argparse._ActionsContainer | None = None,
+) -> None:
+    """``--from`` and ``--to`` (``start``, ``end``); ``--to`` in ``end_in`` when given (a group
+    of flags that exclude each other)."""
+    command.add_argument("--from", dest="start", type=types[0], metavar=metavar, help=helps[0])
+    (end_in or command).add_argument(
+        "--to", dest="end", type=types[1], metavar=metavar, help=helps[1]
     )
+
+
+def json_flag(command: argparse.ArgumentParser, text: str = JSON_HELP) -> None:
+    command.add_argument("--json", action="store_true", help=text)
+
+
+def output_format(
+    command: argparse.ArgumentParser, choices: tuple[str, ...], default: str = "table"
+) -> None:
+    command.add_argument(
+        "--format",
+        choices=list(choices),
+        default=default,
+        help=f"output format: {', '.join(choices)} (default {default})",
+    )
+
+
+def batch_size(command: argparse.ArgumentParser, *, default: int | None, text: str) -> None:
+    command.add_argument("--batch-size", type=positive, default=default, metavar="N", help=text)
 
 
 def time_travel(command: argparse.ArgumentParser) -> None:
@@ -33,6 +89,24 @@ def time_travel(command: argparse.ArgumentParser) -> None:
         metavar="K",
         help="what the ledger said at K (events recorded by K); K takes the forms of T",
     )
+
+
+def check_window(
+    start: date | None, end: date | None, *, start_flag: str = "--from", end_flag: str = "--to"
+) -> None:
+    """A window that ends before it starts can match nothing: say so (dates, or moments)."""
+    if start is not None and end is not None and end < start:
+        from domain.errors import LedgerError
+
+        raise LedgerError(
+            f"{end_flag} {_shown(end)} is before {start_flag} {_shown(start)}: nothing can match"
+        )
+
+
+def _shown(value: date) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return str(value)
 
 
 def moment(text: str, *, end_of_day: bool) -> datetime:

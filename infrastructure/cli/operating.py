@@ -14,14 +14,13 @@ from domain.errors import LedgerError
 from domain.integrity import parse_anchor
 from domain.ledger import Ledger
 from infrastructure.cli.output import (
-    human,
     note,
     plural,
     print_fields,
     print_json,
-    print_table,
     print_view_status,
 )
+from infrastructure.cli.table import human, print_table
 from infrastructure.progress import Progress
 from projections.runner import Projector
 from projections.views import VIEWS

@@ -11,28 +11,22 @@ from typing import Any
 from domain.errors import LedgerError, MembershipNotFoundError
 from domain.history import Chronicle
 from domain.keys import MembershipKey
-from domain.ledger import EXPORT_FIELDS, Ledger, iso, membership_record
+from domain.ledger import EXPORT_FIELDS, Ledger, membership_record
+from infrastructure.cli.arguments import check_window
 from infrastructure.cli.output import (
-    HISTORY_CSV,
-    HISTORY_HEADERS,
-    history_cells,
-    history_csv_record,
     membership_fields,
     note,
     plural,
     print_fields,
     print_json,
-    print_table,
     program,
     write_csv,
 )
+from infrastructure.cli.table import print_table
 from infrastructure.cursors import CursorError, decode_cursor, encode_cursor
-from infrastructure.progress import Progress
 from infrastructure.views.queries import Queries
 from projections.runner import Projector
 from projections.views import EXPIRY_FIELDS
-
-MEMBERSHIP_KEY = ("org_id", "customer_id", "partner_program_id")
 
 
 def views(ledger: Ledger) -> tuple[Projector, Queries]:
@@ -75,34 +69,27 @@ def _export_table(view: str, records: list[dict[str, Any]]) -> int:
         print_table(EXPIRY_FIELDS, ([r[k] for k in EXPIRY_FIELDS] for r in records))
         return 0
     print_table(
-        (
-            "org",
-            "customer",
-            "program",
-            "status",
-            "tier",
-            "tier expires",
-            "membership expires",
-            "linked (UTC)",
-            "events",
-        ),
-        (
-            [
-                r["org_id"],
-                r["customer_id"],
-                program(r["org_id"], r["partner_program_id"], {}, r["partner_program_name"]),
-                r["status"],
-                r["tier_number"],
-                r["tier_expiry_date"],
-                r["membership_expiry_date"],
-                _minutes(r["linked_at"]),
-                r["event_count"],
-            ]
-            for r in records
-        ),
+        ("org", "customer", *MEMBERSHIP_HEADERS, "linked (UTC)", "events"),
+        ([r["org_id"], r["customer_id"], *_membership_cells(r)] for r in records),
     )
     print(f"{plural(len(records), 'membership')}")
     return 0
+
+
+MEMBERSHIP_HEADERS = ("program", "status", "tier", "tier expires", "membership expires")
+
+
+def _membership_cells(r: dict[str, Any]) -> list[Any]:
+    """A membership's row: `MEMBERSHIP_HEADERS`, then when it was linked and its events."""
+    return [
+        program(r["org_id"], r["partner_program_id"], {}, r["partner_program_name"]),
+        r["status"],
+        r["tier_number"],
+        r["tier_expiry_date"],
+        r["membership_expiry_date"],
+        _minutes(r["linked_at"]),
+        r["event_count"],
+    ]
 
 
 def _minutes(moment: str | None) -> str | None:
@@ -147,19 +134,8 @@ def memberships(args: argparse.Namespace, ledger: Ledger) -> int:
             print_json(record)
         return 0
     print_table(
-        ("program", "status", "tier", "tier expires", "membership expires", "linked", "events"),
-        (
-            [
-                program(r["org_id"], r["partner_program_id"], {}, r["partner_program_name"]),
-                r["status"],
-                r["tier_number"],
-                r["tier_expiry_date"],
-                r["membership_expiry_date"],
-                _minutes(r["linked_at"]),
-                r["event_count"],
-            ]
-            for r in records
-        ),
+        (*MEMBERSHIP_HEADERS, "linked", "events"),
+        (_membership_cells(r) for r in records),
         title=f"org {args.org}, customer {args.customer}",
     )
     return 0
@@ -171,7 +147,7 @@ def expiring(args: argparse.Namespace, ledger: Ledger) -> int:
         start = datetime.now(UTC).date()
     if args.within is not None:
         end = start + args.within
-    _check_window(start, end, "--from", "--to")
+    check_window(start, end)
     try:
         after = decode_cursor(args.cursor) if args.cursor else None
     except CursorError as error:
@@ -223,17 +199,6 @@ def _window_text(start: date, end: date | None) -> str:
     return f"from {start} to {end}" if end else f"from {start} on"
 
 
-def _check_window(start: Any, end: Any, start_flag: str, end_flag: str) -> None:
-    if start is not None and end is not None and end < start:
-        raise LedgerError(
-            f"{end_flag} {_text(end)} is before {start_flag} {_text(start)}: nothing can match"
-        )
-
-
-def _text(value: Any) -> str:
-    return iso(value) if isinstance(value, datetime) else str(value)
-
-
 def tiers(args: argparse.Namespace, ledger: Ledger) -> int:
     _, queries = views(ledger)
     rows = queries.tiers(org_id=args.org, partner_program_id=args.program)
@@ -266,71 +231,3 @@ def _filter_text(org: int | None, partner_program: int | None) -> str:
     parts = [f"org {org}" if org else "", f"program {partner_program}" if partner_program else ""]
     text = " and ".join(p for p in parts if p)
     return f" for {text}" if text else ""
-
-
-def history(args: argparse.Namespace, ledger: Ledger) -> int:
-    chronicle = Chronicle(ledger)
-    if args.org is None:
-        return changes(args, chronicle)
-    if args.program is None or args.period_org is not None:
-        raise LedgerError("history takes ORG CUSTOMER PROGRAM, or --org N --from T --to T")
-    entries = chronicle.history(MembershipKey(args.org, args.customer, args.program))
-    if args.json:
-        for entry in entries:
-            print_json(entry)
-    elif args.format == "csv":
-        write_csv((history_csv_record(e) for e in entries), HISTORY_CSV)
-    else:
-        print_table(
-            HISTORY_HEADERS,
-            (history_cells(e) for e in entries),
-            title=f"org {args.org}, customer {args.customer}, program {args.program}",
-        )
-    return 0
-
-
-def changes(args: argparse.Namespace, chronicle: Chronicle) -> int:
-    if args.period_org is None or args.start is None or args.end is None:
-        raise LedgerError("history takes ORG CUSTOMER PROGRAM, or --org N --from T --to T")
-    _check_window(args.start, args.end, "--from", "--to")
-    window = {
-        "org_id": args.period_org,
-        "partner_program_id": args.period_program,
-        "start": args.start,
-        "end": args.end,
-    }
-    total = chronicle.count_changed(**window)
-    quiet = args.json or args.format == "csv"
-    rows: list[list[Any]] = []
-    with Progress(total=total, unit="memberships", quiet=quiet, label="history") as progress:
-        if args.format == "csv":
-            write_csv(
-                (history_csv_record(e) for e in chronicle.changes(**window)),
-                (*MEMBERSHIP_KEY, *HISTORY_CSV),
-            )
-            return 0
-        current = None
-        for entry in chronicle.changes(**window):
-            if args.json:
-                print_json(entry)
-            else:
-                key = entry["membership"]
-                rows.append([f"{key['customer_id']}/{key['partner_program_id']}"])
-                rows[-1].extend(history_cells(entry))
-            if entry["membership"] != current:
-                current = entry["membership"]
-                progress.advance(1)
-    if args.json:
-        return 0
-    if not rows:
-        note(
-            f"nothing was recorded for org {args.period_org} "
-            f"from {iso(args.start)} to {iso(args.end)}"
-        )
-        return 0
-    print_table(
-        ("customer/program", *HISTORY_HEADERS),
-        rows,
-        title=f"org {args.period_org}: recorded from {iso(args.start)} to {iso(args.end)}",
-    )
-    return 0

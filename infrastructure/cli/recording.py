@@ -16,9 +16,9 @@ from infrastructure.cli.output import (
     outcome_json,
     print_fields,
     print_json,
-    print_table,
     quarantine_json,
 )
+from infrastructure.cli.table import print_table
 from infrastructure.parsing import Parser, parse_workers
 from infrastructure.progress import Progress
 from infrastructure.sources import open_source, payloads
@@ -36,6 +36,8 @@ def ingest(args: argparse.Namespace, ledger: Ledger) -> int:
     sources = [open_source(path) for path in paths]
     sizes = [size for _, size in sources]
     total = None if None in sizes else sum(size or 0 for size in sizes)
+    # The views current first (built, on a new ledger): then every batch moves them inline.
+    Projector(ledger).catch_up()
     recording = services.Recording(ledger)
     with (
         Progress(total=total, unit="B", quiet=args.json, label="ingest") as progress,
@@ -59,8 +61,8 @@ def ingest(args: argparse.Namespace, ledger: Ledger) -> int:
                         duplicates=tally["duplicate"],
                         quarantined=tally["quarantined"],
                     )
-    # Catch the views up inline, so queries and exports reflect what was just recorded, and
-    # extend the log digest's checkpoints over the new events.
+    # Catch up any view the batches could not move (behind, or its update failed), so queries
+    # and exports reflect what was just recorded, and extend the log digest's checkpoints.
     projected = time.perf_counter()
     Projector(ledger).catch_up()
     services.extend_checkpoints(ledger)

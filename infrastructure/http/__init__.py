@@ -6,7 +6,7 @@ Modules: ``config`` (settings), ``auth`` (webhook header, signatures, read token
 (group commit), ``freshness`` (follower, read-your-writes), ``metrics``, ``service`` (one
 worker's running parts and draining), ``webhooks``, ``reads``, ``operations`` (routes),
 ``schemas`` (OpenAPI models and examples), ``app`` (the ASGI app), ``serve`` (the command),
-``protocol`` (uvicorn's h11 protocol with connection limits and request deadlines), ``logs``
+``protocol`` (uvicorn's HTTP protocols with connection limits and request deadlines), ``logs``
 (rate-limited logging), ``supervision`` (workers end with their parent), ``threads`` (bounded
 blocking calls).
 """

@@ -14,11 +14,10 @@ from contextlib import asynccontextmanager
 from importlib.metadata import version
 from typing import Any
 
-import psycopg
-from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,12 +26,13 @@ from domain.errors import StorageUnavailableError
 from infrastructure.http import dashboard, docs_page, operations, overview, reads
 from infrastructure.http.config import HttpConfig
 from infrastructure.http.metrics import Metrics
-from infrastructure.http.protocol import GuardedH11Protocol
+from infrastructure.http.protocol import Guard
 from infrastructure.http.schemas import LedgerJSONResponse, ValidationProblem
 from infrastructure.http.service import running_service
 from infrastructure.http.supervision import exit_with_parent
-from infrastructure.http.webhooks import unavailable, webhook_router
+from infrastructure.http.webhooks import PATH, WebhookFastPath, unavailable, webhook_router
 from infrastructure.settings import Settings
+from infrastructure.storage_errors import TRANSIENT_ERRORS, ErrorTypes
 
 DESCRIPTION = """\
 Receives Capillary partner-program notifications and answers queries about memberships.
@@ -49,7 +49,7 @@ def create_app(config: HttpConfig, settings: Settings) -> FastAPI:
     """The service, configured; it opens its ledger when the server starts it."""
     config.check()
     metrics = Metrics()
-    GuardedH11Protocol.configure(
+    Guard.configure(
         max_connections=config.max_connections,
         request_read_seconds=config.request_read_seconds,
         transient_status=config.transient_status,
@@ -73,7 +73,8 @@ def create_app(config: HttpConfig, settings: Settings) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    app.include_router(webhook_router(config))
+    webhooks = webhook_router(config)
+    app.include_router(webhooks)
     app.include_router(reads.router)
     app.include_router(operations.router)
     app.include_router(overview.router)
@@ -82,13 +83,11 @@ def create_app(config: HttpConfig, settings: Settings) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
-    for error in (
-        StorageUnavailableError,
-        OperationalError,
-        InterfaceError,
-        psycopg.OperationalError,
-    ):
+    unavailable_errors: ErrorTypes = (StorageUnavailableError, *TRANSIENT_ERRORS)
+    for error in unavailable_errors:
         app.add_exception_handler(error, database_unavailable)
+    (webhook,) = (r for r in webhooks.routes if isinstance(r, APIRoute) and r.path == PATH)
+    app.add_middleware(WebhookFastPath, endpoint=webhook.endpoint, route=webhook)
     app.add_middleware(AccessLog)
     return app
 

@@ -12,15 +12,15 @@ from __future__ import annotations
 import logging
 import threading
 
-from eventsourcing.persistence import PersistenceError
-
 from domain import services
 from domain.audit import CHECKPOINT_EVERY
-from domain.errors import LedgerError
+from domain.errors import LedgerError, first_line
 from domain.ledger import Ledger
+from infrastructure.storage_errors import STORAGE_ERRORS, ErrorTypes
 
 logger = logging.getLogger("partner_ledger.http")
 WAKE_SECONDS = 1.0  # how often the thread looks whether it was told to stop
+LOGGED_ERRORS: ErrorTypes = (*STORAGE_ERRORS, LedgerError, OSError)  # then tried again
 
 
 class Checkpointer:
@@ -63,11 +63,8 @@ class Checkpointer:
             self._due.clear()
             try:
                 added, after = services.extend_checkpoints(self._ledger)
-            except (PersistenceError, LedgerError, OSError) as error:
-                text = str(error).strip()
-                logger.warning(
-                    "digest checkpoints: %s", text.splitlines()[0] if text else type(error)
-                )
+            except LOGGED_ERRORS as error:
+                logger.warning("digest checkpoints: %s", first_line(error))
                 continue
             self.extended += added
             with self._guard:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +41,7 @@ class HttpConfig(BaseSettings):
     read_wait_seconds: Annotated[float, Field(gt=0)] = 2.0
     drain_seconds: Annotated[float, Field(ge=0)] = 0.0
     max_group_size: Annotated[int, Field(ge=1)] = 100
+    group_wait_seconds: Annotated[float, Field(ge=0, le=1)] = 0.005
     max_pending: Annotated[int, Field(ge=1)] = 1000
     max_pending_bytes: Annotated[int, Field(ge=1)] = 16 * 1_048_576
     max_connections: Annotated[int, Field(ge=1)] = 500
@@ -49,6 +50,7 @@ class HttpConfig(BaseSettings):
     retry_after_seconds: Annotated[int, Field(ge=1, le=3600)] = 5
     max_view_lag_events: Annotated[int, Field(ge=0)] = 10_000
     follow: bool = True
+    http_parser: Literal["httptools", "h11"] = "httptools"
 
     @field_validator("webhook_header")
     @classmethod

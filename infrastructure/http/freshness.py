@@ -20,7 +20,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from domain.errors import LockHeldError, ViewBehindError
+from domain.errors import LockHeldError, ViewBehindError, first_line
 from projections.runner import Projector
 from projections.views import VIEWS
 
@@ -118,4 +118,4 @@ class Follower:
 
     @staticmethod
     def _report(error: Exception) -> None:
-        logger.warning("view follower: %s", str(error).splitlines()[0] if str(error) else error)
+        logger.warning("view follower: %s", first_line(error))

@@ -46,17 +46,6 @@ FLAGS = (
 MAX_WORKERS = 64
 
 
-def add_serve_command(commands: Any) -> argparse.ArgumentParser:
-    """Register ``serve`` on the CLI's subparsers. Its ``serve`` default is called as
-    ``args.serve(args, settings)``: the service opens its own ledger in each worker."""
-    serve: argparse.ArgumentParser = commands.add_parser(
-        "serve", help="receive webhooks and answer queries over HTTP"
-    )
-    add_arguments(serve)
-    serve.set_defaults(serve=run)
-    return serve
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     parser.add_argument("--port", type=int, default=8080, help="default 8080")
@@ -93,7 +82,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """Check the configuration and the database, then serve until SIGTERM or SIGINT."""
     import uvicorn  # here, not at the top: every other CLI command would pay for it
 
-    from infrastructure.http.protocol import GuardedH11Protocol
+    from infrastructure.http.protocol import PROTOCOLS
     from infrastructure.http.service import GRACE_SECONDS
 
     _check_listen_flags(args)
@@ -105,7 +94,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     options: dict[str, Any] = {
         "host": args.host,
         "port": args.port,
-        "http": GuardedH11Protocol,
+        "http": PROTOCOLS[config.http_parser],
         "log_config": log_config(),
         "access_log": False,
         "server_header": False,

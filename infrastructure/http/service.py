@@ -98,6 +98,7 @@ async def running_service(
             max_group=config.max_group_size,
             max_pending=config.max_pending,
             max_pending_bytes=config.max_pending_bytes,
+            group_wait=config.group_wait_seconds,
             on_group=metrics.observe_group,
         )
         service = Service(

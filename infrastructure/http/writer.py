@@ -6,6 +6,13 @@ Requests put their raw payload on a queue and wait. A single writer task takes w
 (the transaction is committed) gives each request its `Outcome`. So a 200 still means durably
 committed, while under load the database does one commit per group instead of one per request.
 
+Under concurrency the senders just answered are about to send again: after a group of several,
+the writer waits up to ``group_wait`` seconds for as many new deliveries as it answered (ending
+as soon as they are queued, or the group is full). Each group pays a fixed cost of about 40
+round trips to the database, so taking both halves of the senders at once instead of
+alternating between them nearly doubles the deliveries per commit for a few milliseconds. A
+lone delivery (the last group had one) is still committed at once.
+
 If the commit fails, the whole group was rolled back (one transaction): every request of the
 group gets the error and answers the transient status. An error that is not the database's (a
 bug) is retried payload by payload, so one poisonous payload cannot fail its neighbours.
@@ -23,27 +30,23 @@ import contextlib
 import functools
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import psycopg
-from eventsourcing.persistence import PersistenceError
-
-from domain.errors import LedgerError, StorageUnavailableError
+from domain.errors import LedgerError, StorageUnavailableError, first_line
 from domain.ledger import ConcurrencyError, Outcome
+from infrastructure.storage_errors import STORAGE_ERRORS
 
 Receive = Callable[[Sequence[bytes]], list[Outcome]]
 GroupObserver = Callable[[int, float], None]
 
+# Not committed, for the database's reasons (not a bug in one payload): retry later.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     StorageUnavailableError,
     ConcurrencyError,
-    PersistenceError,
-    psycopg.Error,
-    sqlite3.Error,
+    *STORAGE_ERRORS,
 )
 logger = logging.getLogger("partner_ledger.http")
 
@@ -88,10 +91,14 @@ class GroupCommitWriter:
         max_group: int = 100,
         max_pending: int = 1000,
         max_pending_bytes: int = 16 * 1_048_576,
+        group_wait: float = 0.0,
         on_group: GroupObserver | None = None,
     ) -> None:
         self._receive = receive
         self._max_group = max_group
+        self._group_wait = group_wait
+        self._wanted = 0  # queued deliveries that end the wait for the next group
+        self._enough = asyncio.Event()
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue(maxsize=max_pending)
         self.budget = ByteBudget(max_pending_bytes)
         self._on_group = on_group
@@ -127,6 +134,8 @@ class GroupCommitWriter:
                 "too many notifications are waiting to be committed"
             ) from None
         self._waiting.add(future)
+        if self._wanted and self._queue.qsize() >= self._wanted:
+            self._enough.set()
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout)
         except TimeoutError:
@@ -172,6 +181,19 @@ class GroupCommitWriter:
             group = [item for item in group if not item.future.done()]
             if group:
                 await self._on_writer_thread(functools.partial(self._commit, group, loop))
+            if len(group) > 1 and not stopping:
+                await self._gather(len(group))
+
+    async def _gather(self, answered: int) -> None:
+        """Wait up to ``group_wait`` seconds for ``answered`` more deliveries to be queued."""
+        self._wanted = min(self._queue.qsize() + answered, self._max_group)
+        try:
+            if self._group_wait > 0 and self._queue.qsize() < self._wanted:
+                self._enough.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._enough.wait(), self._group_wait)
+        finally:
+            self._wanted = 0
 
     async def _on_writer_thread(self, job: Callable[[], None]) -> None:
         loop = asyncio.get_running_loop()
@@ -196,7 +218,7 @@ class GroupCommitWriter:
         try:
             outcomes = self._receive([item.payload for item in group])
         except TRANSIENT_ERRORS as error:
-            logger.warning("commit of %d notifications failed: %s", len(group), _first_line(error))
+            logger.warning("commit of %d notifications failed: %s", len(group), first_line(error))
             for item in group:
                 _notify(loop, _fail, item.future, error)
             return
@@ -210,13 +232,14 @@ class GroupCommitWriter:
             return
         if self._on_group is not None:
             self._on_group(len(group), time.perf_counter() - started)
-        for item, outcome in zip(group, outcomes, strict=True):
-            _notify(loop, _resolve, item.future, outcome)
+        # One wake-up of the loop for the whole group, not one per request.
+        _notify(loop, _resolve, [item.future for item in group], outcomes)
 
 
-def _resolve(future: asyncio.Future[Outcome], outcome: Outcome) -> None:
-    if not future.done():
-        future.set_result(outcome)
+def _resolve(futures: list[asyncio.Future[Outcome]], outcomes: list[Outcome]) -> None:
+    for future, outcome in zip(futures, outcomes, strict=True):
+        if not future.done():
+            future.set_result(outcome)
 
 
 def _notify(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: object) -> None:
@@ -233,8 +256,3 @@ def _resolve_none(future: asyncio.Future[None]) -> None:
 def _fail(future: asyncio.Future[Outcome], error: BaseException) -> None:
     if not future.done():
         future.set_exception(error)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]

@@ -9,13 +9,13 @@ heads, digests), `quarantine`.
 
 from __future__ import annotations
 
-from infrastructure.ledger_queries.base import chunks, marks
+from infrastructure.ledger_queries.base import D, chunks, marks
 from infrastructure.ledger_queries.chains import ChainQueries
 from infrastructure.ledger_queries.quarantine import QuarantineQueries
 from infrastructure.ledger_queries.recorded import RecordedQueries
 
 
-class LedgerQueries(RecordedQueries, ChainQueries, QuarantineQueries):
+class LedgerQueries(RecordedQueries[D], ChainQueries[D], QuarantineQueries[D]):
     """The read side of `LedgerTables`; the recorder provides `QueryBase`'s attributes."""
 
 

@@ -4,19 +4,23 @@ a reading cursor, ``IN`` over many values (`member_of`, `pairs_in`), and the row
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 
+from infrastructure.dbapi import Cursor, Datastore
 
-class QueryBase:
+D = TypeVar("D", bound=Datastore, covariant=True)
+
+
+class QueryBase(Generic[D]):
     """The recorder provides the attributes below; each database's recorder overrides `sql`,
     `originator`, `reading`, `member_of` and `pairs_in`."""
 
     events_table: str
-    datastore: Any
+    datastore: D
     placeholder = "%s"
     uuid_type = "uuid"
     position_column = "notification_id"
@@ -25,11 +29,11 @@ class QueryBase:
         """A statement written with ``%s`` placeholders, as this database's driver takes it."""
         return text
 
-    def originator(self, value: UUID) -> Any:
+    def originator(self, value: UUID) -> UUID | str:
         return value
 
-    @contextmanager
-    def reading(self) -> Iterator[Any]:
+    def reading(self) -> AbstractContextManager[Cursor]:
+        """A cursor for one read (each database's recorder says how it opens one)."""
         raise NotImplementedError
 
     def query(self, text: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:

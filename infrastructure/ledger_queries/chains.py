@@ -3,15 +3,15 @@ apart, the log of chain hashes, and the digest checkpoints."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from infrastructure.ledger_queries.base import QueryBase
+from infrastructure.ledger_queries.base import D, QueryBase
+from infrastructure.retrying import now_us
 
 
-class ChainQueries(QueryBase):
+class ChainQueries(QueryBase[D]):
     """Reads (and the checkpoints' one write) of the chain: inbox hashes, snapshots, digests."""
 
     def chain_rows(self, *, after: tuple[UUID, int] | None, limit: int) -> list[dict[str, Any]]:
@@ -79,7 +79,7 @@ class ChainQueries(QueryBase):
                         "INSERT INTO ledger_digests (position, events, digest, created_at_us) "
                         "VALUES (%s, %s, %s, %s) ON CONFLICT (position) DO NOTHING"
                     ),
-                    (position, events, digest, time.time_ns() // 1000),
+                    (position, events, digest, now_us()),
                 )
 
     def select_snapshots(self, membership_ids: Sequence[UUID]) -> dict[UUID, tuple[int, str, str]]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from infrastructure.ledger_queries.base import QueryBase, marks
+from infrastructure.ledger_queries.base import D, QueryBase, marks
 
 
-class QuarantineQueries(QueryBase):
+class QuarantineQueries(QueryBase[D]):
     """Entries of ``ledger_quarantine``: open or all, by id prefix, their bytes."""
 
     def quarantined(self, *, include_resolved: bool = False) -> list[dict[str, Any]]:

@@ -8,10 +8,10 @@ from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 
-from infrastructure.ledger_queries.base import QueryBase, stored
+from infrastructure.ledger_queries.base import D, QueryBase, stored
 
 
-class RecordedQueries(QueryBase):
+class RecordedQueries(QueryBase[D]):
     """Reads of the inbox and the events table."""
 
     def find_recorded(
@@ -31,19 +31,18 @@ class RecordedQueries(QueryBase):
         return known_ids, known_fingerprints
 
     def select_streams(
-        self, membership_ids: Sequence[UUID], *, up_to: int | None = None
+        self, membership_ids: Sequence[UUID]
     ) -> dict[UUID, list[tuple[int, StoredEvent]]]:
         """The stored events (with positions) of many memberships in a few round trips, in
-        version order; with ``up_to``, only events at or before that position."""
+        version order."""
         streams: dict[UUID, list[tuple[int, StoredEvent]]] = {}
         ids = [self.originator(mid) for mid in membership_ids]
-        limit = "" if up_to is None else f" AND {self.position_column} <= %s"
         for condition, params in self.member_of("originator_id", ids):
             rows = self.query(
                 f"SELECT originator_id, originator_version, topic, state, "
                 f"{self.position_column} AS position FROM {self.events_table} "
-                f"WHERE {condition}{limit} ORDER BY originator_id, originator_version",
-                [*params, *(() if up_to is None else (up_to,))],
+                f"WHERE {condition} ORDER BY originator_id, originator_version",
+                params,
             )
             for row in rows:
                 key = UUID(str(row["originator_id"]))
@@ -99,8 +98,4 @@ class RecordedQueries(QueryBase):
             "ORDER BY org_id, customer_id, partner_program_id",
             params,
         )
-        return [UUID(str(row["originator_id"])) for row in rows]
-
-    def membership_ids(self) -> list[UUID]:
-        rows = self.query("SELECT DISTINCT originator_id FROM ledger_inbox")
         return [UUID(str(row["originator_id"])) for row in rows]

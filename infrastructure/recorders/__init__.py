@@ -16,9 +16,10 @@ to ``insert_events()``.
 
 A store error that says the *data* is refused (PostgreSQL SQLSTATE class 22, data exception,
 or 54, program limit exceeded, e.g. an index row too large; SQLite's "string or blob too big",
-"datatype mismatch", or a trigger's ``RAISE(ABORT)``) is raised at once as `StoreRefusedError`,
-never retried: the same rows would be refused again. The ledger splits the batch to find the
-payload the store refuses. Connection, rollback, resource and operator errors (classes 08, 40,
+"datatype mismatch", or a trigger's ``RAISE(ABORT)``; recognised by
+`infrastructure.storage_errors.refused`) is raised at once as `StoreRefusedError`, never
+retried: the same rows would be refused again. The ledger splits the batch to find the payload
+the store refuses. Connection, rollback, resource and operator errors (classes 08, 40,
 53, 57) stay transient and are retried as the library does.
 """
 

@@ -12,16 +12,12 @@ from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
-from eventsourcing.persistence import (
-    InterfaceError,
-    OperationalError,
-    PersistenceError,
-    StoredEvent,
-)
+from eventsourcing.persistence import PersistenceError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from psycopg import Connection, Cursor
+from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
-from domain.errors import StoreRefusedError
 from infrastructure.recorders.tables import (
     ADDED_COLUMNS,
     COLUMN_TYPES,
@@ -29,18 +25,19 @@ from infrastructure.recorders.tables import (
     SCHEMA_LOCK,
     WRITER_LOCK,
     LedgerTables,
-    refusal,
 )
+from infrastructure.storage_errors import LIBRARY_TRANSIENT_ERRORS, refused
+from infrastructure.views.inline import InlineViews
 from infrastructure.views.postgres import PostgresViewStorage
 
-# PostgreSQL SQLSTATE classes that refuse the data itself: retrying cannot help.
-REFUSING_SQLSTATE_CLASSES = frozenset({"22", "54"})
 # As the library retries a transient failure of insert_events: 10 attempts, 0.2 s apart.
 INSERT_ATTEMPTS = 10
 INSERT_RETRY_SECONDS = 0.2
 
 
-class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
+class PostgresLedgerRecorder(
+    LedgerTables[PostgresDatastore, Cursor[DictRow]], PostgresApplicationRecorder
+):
     """PostgreSQL: quarantine rows are written before the library's table lock, inbox rows
     after it, so every writer takes locks in the same order and none can deadlock."""
 
@@ -54,12 +51,20 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
             "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
             "RETURNING notification_id"
         ).format(table=Identifier(events_table_name))
+        # The log's last position before a batch: read under the table lock, so committed.
+        self.previous_position = SQL(
+            "SELECT COALESCE(MAX(notification_id), 0) AS previous FROM {table} "
+            "WHERE notification_id < %s"
+        ).format(table=Identifier(events_table_name))
+        self._inline_views: InlineViews[Cursor[DictRow]] | None = None
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         """The library's insert with its retries of transient failures, but not of a refusal
         of the data (see the module docstring): that is raised at once."""
+        if kwargs.get("folded"):
+            self.inline_views()  # made before the write: making its store takes a connection
         insert = PostgresApplicationRecorder.insert_events.__wrapped__  # without its @retry
         attempt = 1
         while True:
@@ -67,9 +72,9 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
                 result: Sequence[int] | None = insert(self, stored_events, **kwargs)
                 return result
             except PersistenceError as error:
-                if _refused(error):
-                    raise StoreRefusedError(refusal(error)) from None
-                transient = isinstance(error, InterfaceError | OperationalError)
+                if (refusal := refused(error)) is not None:
+                    raise refusal from None
+                transient = isinstance(error, LIBRARY_TRANSIENT_ERRORS)
                 if not transient or attempt == INSERT_ATTEMPTS:
                     raise
             attempt += 1
@@ -102,7 +107,7 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
                     conn.execute("SELECT pg_advisory_unlock(%s)", (WRITER_LOCK,))
 
     @contextmanager
-    def reading(self) -> Iterator[Any]:
+    def reading(self) -> Iterator[Cursor[DictRow]]:
         # Autocommit, one statement: one round trip instead of BEGIN, SELECT, ROLLBACK.
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             yield curs
@@ -136,7 +141,7 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
                         self._create_table(curs)
         self.datastore.register_type_adapters()
 
-    def _create_types(self, conn: Any) -> None:
+    def _create_types(self, conn: Connection[DictRow]) -> None:
         """The library's composite types, each in a savepoint: PostgreSQL has no ``CREATE
         TYPE IF NOT EXISTS``, and an existing type must not abort the whole transaction."""
         for statement in self.sql_create_statements:
@@ -144,7 +149,7 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
                 with suppress(psycopg.errors.DuplicateObject), conn.transaction():
                     conn.execute(statement, prepare=False)
 
-    def _schema_exists(self, conn: Any) -> bool:
+    def _schema_exists(self, conn: Connection[DictRow]) -> bool:
         names = {self.events_table}
         for statement in self.ledger_ddl():
             names.update(re.findall(r"(?:TABLE|INDEX) IF NOT EXISTS (\w+)", statement))
@@ -164,7 +169,7 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
 
     def _insert_rows(
         self,
-        curs: Any,
+        curs: Cursor[DictRow],
         table: str,
         columns: Sequence[str],
         rows: Sequence[tuple[Any, ...]],
@@ -184,7 +189,7 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
         curs.execute(sql, [list(column) for column in zip(*rows, strict=True)], prepare=False)
 
     def _insert_stored_events(
-        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
         """As the library does (table lock, NOTIFY, one INSERT ... RETURNING), with the
         events as four binary arrays instead of an array of composites in text, which
@@ -203,7 +208,7 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
         )
 
     def _insert_events(
-        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
         # Every statement of the write has a deadline, not only its locks (the library sets
         # the lock timeout): three lock timeouts, so a lock wait fails first and says so.
@@ -217,7 +222,7 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
         self._write_resolutions(curs, kwargs.get("resolutions", ()))
 
     def _fetch_ids_after_insert_events(
-        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         # The library has synced the pipeline by now, so a conflicting insert of events has
         # already raised its IntegrityError; the inbox rows go in after, on a second cursor
@@ -237,7 +242,25 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
                 with suppress(psycopg.Error):
                     pipeline.sync()  # the statements aborted after it
                 raise error from None
+        folded = kwargs.get("folded")
+        if folded and notification_ids:
+            with connection.cursor() as views_cursor:
+                views_cursor.execute(self.previous_position, (notification_ids[0],))
+                row = views_cursor.fetchone()
+                self.inline_views().write(
+                    views_cursor,
+                    previous=row["previous"] if row else 0,
+                    stored_events=stored_events,
+                    notification_ids=notification_ids,
+                    folded=folded,
+                )
         return notification_ids
+
+    def inline_views(self) -> InlineViews[Cursor[DictRow]]:
+        """The views this recorder updates in its write transaction (made once)."""
+        if self._inline_views is None:
+            self._inline_views = InlineViews(self.view_storage().store)
+        return self._inline_views
 
     # --- how PostgreSQL spells the shared SQL ----------------------------------------------
 
@@ -257,11 +280,3 @@ class PostgresLedgerRecorder(LedgerTables, PostgresApplicationRecorder):
                 f"%b::{types[1]}[]))",
                 [[a for a, _ in pairs], [b for _, b in pairs]],
             )
-
-
-def _refused(error: BaseException) -> bool:
-    """True when the driver's error under the library's one refuses the data itself."""
-    cause = error.__cause__
-    return isinstance(cause, psycopg.Error) and (cause.sqlstate or "")[:2] in (
-        REFUSING_SQLSTATE_CLASSES
-    )

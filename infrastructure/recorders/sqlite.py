@@ -4,26 +4,22 @@ transaction (`infrastructure.recorders`); SQLite has one writer at a time anyway
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import PersistenceError, StoredEvent
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 
-from domain.errors import StoreRefusedError
 from infrastructure.ledger_queries import chunks, marks
-from infrastructure.recorders.tables import ADDED_COLUMNS, LedgerTables, refusal
+from infrastructure.recorders.tables import ADDED_COLUMNS, LedgerTables
+from infrastructure.storage_errors import refused
+from infrastructure.views.inline import InlineViews
 from infrastructure.views.sqlite import SQLiteViewStorage, write_transaction
 
-# SQLite's equivalents: SQLITE_TOOBIG, SQLITE_MISMATCH, and SQLITE_CONSTRAINT_TRIGGER (the only
-# way an SQLite trigger can refuse a value). Unique and primary-key violations stay conflicts.
-REFUSING_SQLITE_CODES = frozenset({18, 20, 1811})
 
-
-class SQLiteLedgerRecorder(LedgerTables, SQLiteApplicationRecorder):
+class SQLiteLedgerRecorder(LedgerTables[SQLiteDatastore, SQLiteCursor], SQLiteApplicationRecorder):
     """SQLite: one writer at a time, so everything goes in the library's one transaction."""
 
     placeholder = "?"
@@ -34,6 +30,7 @@ class SQLiteLedgerRecorder(LedgerTables, SQLiteApplicationRecorder):
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name)
         self.events_table = events_table_name
+        self._inline_views: InlineViews[SQLiteCursor] | None = None
 
     def construct_create_table_statements(self) -> list[str]:
         return [*super().construct_create_table_statements(), *self.ledger_ddl()]
@@ -55,11 +52,11 @@ class SQLiteLedgerRecorder(LedgerTables, SQLiteApplicationRecorder):
             curs.execute(f"PRAGMA table_info({table})")
             return {row["name"] for row in curs.fetchall()}
 
-    def originator(self, value: UUID) -> Any:
+    def originator(self, value: UUID) -> str:
         return value.hex
 
     @contextmanager
-    def reading(self) -> Iterator[Any]:
+    def reading(self) -> Iterator[SQLiteCursor]:
         with self.datastore.transaction(commit=False) as curs:
             yield curs
 
@@ -73,15 +70,17 @@ class SQLiteLedgerRecorder(LedgerTables, SQLiteApplicationRecorder):
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
+        if kwargs.get("folded"):
+            self.inline_views()  # made before the write: making its store takes the write lock
         try:
             return super().insert_events(stored_events, **kwargs)
         except PersistenceError as error:
-            if _refused(error):
-                raise StoreRefusedError(refusal(error)) from None
+            if (refusal := refused(error)) is not None:
+                raise refusal from None
             raise
 
     def _insert_events(
-        self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         self._write_keys(c, kwargs.get("keys", ()))
         self._write_quarantine(c, kwargs.get("quarantine", ()))
@@ -89,7 +88,28 @@ class SQLiteLedgerRecorder(LedgerTables, SQLiteApplicationRecorder):
         notification_ids = super()._insert_events(c, stored_events, **kwargs)
         tips = self._write_inbox(c, kwargs.get("inbox", ()), stored_events)
         self._write_snapshots(c, kwargs.get("snapshots", ()), tips)
+        folded = kwargs.get("folded")
+        if folded and notification_ids:
+            # The log's last position before the batch: this transaction holds the write lock.
+            c.execute(
+                f"SELECT COALESCE(MAX(rowid), 0) AS previous FROM {self.events_table} "
+                "WHERE rowid < ?",
+                (notification_ids[0],),
+            )
+            self.inline_views().write(
+                c,
+                previous=c.fetchone()["previous"],
+                stored_events=stored_events,
+                notification_ids=notification_ids,
+                folded=folded,
+            )
         return notification_ids
+
+    def inline_views(self) -> InlineViews[SQLiteCursor]:
+        """The views this recorder updates in its write transaction (made once)."""
+        if self._inline_views is None:
+            self._inline_views = InlineViews(self.view_storage().store)
+        return self._inline_views
 
     # --- how SQLite spells the shared SQL --------------------------------------------------
 
@@ -108,12 +128,3 @@ class SQLiteLedgerRecorder(LedgerTables, SQLiteApplicationRecorder):
         for chunk in chunks(list(pairs), 250):
             condition = " OR ".join([f"({first} = %s AND {second} = %s)"] * len(chunk))
             yield f"({condition})", [value for pair in chunk for value in pair]
-
-
-def _refused(error: BaseException) -> bool:
-    """True when the driver's error under the library's one refuses the data itself."""
-    cause = error.__cause__
-    return (
-        isinstance(cause, sqlite3.Error)
-        and getattr(cause, "sqlite_errorcode", None) in REFUSING_SQLITE_CODES
-    )

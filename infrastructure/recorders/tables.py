@@ -5,15 +5,19 @@ SQL that writes them, and the advisory lock keys. Each database's recorder
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 
 from domain.integrity import chain_hash
 from domain.rows import CustomerKeyRow, InboxRow, QuarantineRow, Resolution, Sealed, SnapshotRow
+from infrastructure.dbapi import Cursor
 from infrastructure.ledger_queries import LedgerQueries
+from infrastructure.ledger_queries.base import D
 from infrastructure.vault import IdentifierVault
+
+C = TypeVar("C", bound=Cursor)  # the cursor of the database's driver
 
 SCHEMA_LOCK = 7_261_129_001  # advisory lock key: creating or migrating the ledger's tables
 WRITER_LOCK = 7_261_129_002  # advisory lock key: one batch being recorded at a time
@@ -62,7 +66,7 @@ COLUMN_TYPES = {
 }
 
 
-class LedgerTables(LedgerQueries):
+class LedgerTables(LedgerQueries[D], Generic[D, C]):
     """The ledger's SQL that both databases share, written with ``%s`` placeholders (each
     database's recorder says how its driver spells them, `LedgerQueries.sql`)."""
 
@@ -104,7 +108,7 @@ class LedgerTables(LedgerQueries):
 
     # --- statements ----------------------------------------------------------------------
 
-    def _write_quarantine(self, curs: Any, rows: Sequence[QuarantineRow]) -> None:
+    def _write_quarantine(self, curs: C, rows: Sequence[QuarantineRow]) -> None:
         for row in rows:
             curs.execute(
                 self.sql(
@@ -129,14 +133,14 @@ class LedgerTables(LedgerQueries):
                 ),
             )
 
-    def _write_keys(self, curs: Any, rows: Sequence[CustomerKeyRow]) -> None:
+    def _write_keys(self, curs: C, rows: Sequence[CustomerKeyRow]) -> None:
         """New customer keys, in the events' transaction. No ``ON CONFLICT``: a key another
         writer (or ``forget``) made meanwhile is a conflict, and the batch is tried again."""
         if rows:
             values = [(r.org_id, r.customer_id, r.key, r.created_at_us) for r in rows]
             self._insert_rows(curs, "ledger_customer_keys", KEY_COLUMNS, values)
 
-    def _write_resolutions(self, curs: Any, rows: Sequence[Resolution]) -> None:
+    def _write_resolutions(self, curs: C, rows: Sequence[Resolution]) -> None:
         for row in rows:
             curs.execute(
                 self.sql(
@@ -147,7 +151,7 @@ class LedgerTables(LedgerQueries):
             )
 
     def _write_inbox(
-        self, curs: Any, rows: Sequence[InboxRow], stored_events: Sequence[StoredEvent]
+        self, curs: C, rows: Sequence[InboxRow], stored_events: Sequence[StoredEvent]
     ) -> dict[UUID, str]:
         """Inbox rows, each with its event's chain hash (computed over the stored bytes);
         returns each membership's new chain tip (its last event's hash)."""
@@ -187,7 +191,7 @@ class LedgerTables(LedgerQueries):
 
     def _insert_rows(
         self,
-        curs: Any,
+        curs: C,
         table: str,
         columns: Sequence[str],
         rows: Sequence[tuple[Any, ...]],
@@ -199,9 +203,7 @@ class LedgerTables(LedgerQueries):
             rows,
         )
 
-    def _write_snapshots(
-        self, curs: Any, rows: Sequence[SnapshotRow], tips: dict[UUID, str]
-    ) -> None:
+    def _write_snapshots(self, curs: C, rows: Sequence[SnapshotRow], tips: dict[UUID, str]) -> None:
         """Each membership's snapshot, with its chain tip (the hash of its latest event)."""
         if rows:
             values = [
@@ -224,11 +226,3 @@ class LedgerTables(LedgerQueries):
 
     def forget(self, org: int, customer: int) -> bool:
         return self.vault.forget(org, customer)
-
-
-def refusal(error: BaseException) -> str:
-    """The sentence of a refusal: the driver's first line and its error code."""
-    cause = error.__cause__ or error
-    text = (str(cause).strip() or type(cause).__name__).splitlines()[0]
-    code = getattr(cause, "sqlstate", None) or getattr(cause, "sqlite_errorname", None)
-    return f"{text} ({code})" if code else text

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import Notification, StoredEvent
 
+from infrastructure.dbapi import Cursor, Datastore
 from infrastructure.ledger_queries import LedgerQueries
 from projections.log import Stream
 
@@ -35,7 +36,7 @@ class RecorderLog:
 
     read_ahead = False
 
-    def __init__(self, queries: LedgerQueries, notifications: LogRecorder) -> None:
+    def __init__(self, queries: LedgerQueries[Datastore], notifications: LogRecorder) -> None:
         self.queries = queries
         self.notifications = notifications
 
@@ -89,7 +90,7 @@ class RecorderLog:
     def _columns(self) -> str:
         return f"{self.queries.position_column}, originator_id, originator_version, topic, state"
 
-    def _tuples(self, cursor: Any) -> None:
+    def _tuples(self, cursor: Cursor) -> None:
         """Make ``cursor`` return plain tuples (SQLite's rows unpack as they are)."""
 
     def _rows(self, text: str, params: Sequence[Any]) -> Stream:

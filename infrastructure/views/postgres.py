@@ -12,15 +12,17 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import Any, TypedDict
 
 import psycopg
-from eventsourcing.persistence import InterfaceError, OperationalError
 from eventsourcing.postgres import PostgresDatastore
-from psycopg.rows import tuple_row
+from psycopg import Cursor, pq
+from psycopg.rows import DictRow, TupleRow, tuple_row
 
 from domain.errors import LockLostError
+from infrastructure.dbapi import Cursor as LedgerCursor
 from infrastructure.ledger_queries import LedgerQueries
+from infrastructure.storage_errors import TRANSIENT_ERRORS
 from infrastructure.views.log import LogRecorder, RecorderLog
 from infrastructure.views.store import SQLViewStore
 from projections.locks import HeldLock, Patience
@@ -30,32 +32,48 @@ from projections.views import View
 STATEMENT_DEADLINE_MS = 5000  # a lock connection's every statement, the check included
 
 
-def connection_params(datastore: PostgresDatastore) -> dict[str, Any]:
+class ConnectionParams(TypedDict):
+    """Where and as whom the library's pool connects (``psycopg.connect`` keywords)."""
+
+    dbname: str
+    host: str
+    port: str
+    user: str
+    password: str
+
+
+def connection_params(datastore: PostgresDatastore) -> ConnectionParams:
     """Connection parameters of the library's pool, for the few connections that must live
     outside it: advisory locks and LISTEN."""
     kwargs = datastore.pool.kwargs
     assert isinstance(kwargs, dict)  # the library's pool always keeps them
-    return {k: kwargs[k] for k in ("dbname", "host", "port", "user", "password") if k in kwargs}
+    return ConnectionParams(
+        dbname=kwargs["dbname"],
+        host=kwargs["host"],
+        port=kwargs["port"],
+        user=kwargs["user"],
+        password=kwargs["password"],
+    )
 
 
-class PostgresViewStore(SQLViewStore):
+class PostgresViewStore(SQLViewStore[Cursor[DictRow]]):
     def __init__(self, datastore: PostgresDatastore, *, schema_lock: int) -> None:
         self.datastore = datastore
         self.schema_lock = schema_lock
         super().__init__()
 
     @contextmanager
-    def transaction(self) -> Iterator[Any]:
+    def transaction(self) -> Iterator[Cursor[DictRow]]:
         with self.datastore.transaction(commit=True) as cursor:
             yield cursor
 
     @contextmanager
-    def _reading(self) -> Iterator[Any]:
+    def _reading(self) -> Iterator[Cursor[DictRow]]:
         # Autocommit, one statement: one round trip instead of BEGIN, SELECT, ROLLBACK.
         with self.datastore.get_connection() as conn, conn.cursor() as cursor:
             yield cursor
 
-    def _lock_schema(self, cursor: Any) -> None:
+    def _lock_schema(self, cursor: Cursor[DictRow]) -> None:
         # Serialize with other processes creating tables (see the ledger recorder).
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", (self.schema_lock,))
 
@@ -65,13 +83,31 @@ class PostgresViewStore(SQLViewStore):
         with self.transaction() as cursor:
             cursor.execute(f"ANALYZE {generation.table}")
 
-    def _insert(self, cursor: Any, view: View, generation: Generation, rows: Sequence[Row]) -> None:
+    def _insert(
+        self, cursor: Cursor[DictRow], view: View, generation: Generation, rows: Sequence[Row]
+    ) -> None:
+        """COPY; inside a pipeline (the ledger's write transaction), where psycopg cannot
+        COPY, one INSERT of a binary array per column."""
         if not rows:
             return
         names = ", ".join(view.column_names)
+        if cursor.connection.pgconn.pipeline_status != pq.PipelineStatus.OFF:
+            arrays = ", ".join(f"%b::{column.sql_type}[]" for column in view.columns)
+            cursor.execute(
+                f"INSERT INTO {generation.table} ({names}) SELECT * FROM unnest({arrays})",
+                [list(column) for column in zip(*rows, strict=True)],
+            )
+            return
         with cursor.copy(f"COPY {generation.table} ({names}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
+
+    @contextmanager
+    def savepoint(self, cursor: Cursor[DictRow]) -> Iterator[None]:
+        connection = cursor.connection
+        with connection.transaction(), connection.pipeline() as pipeline:
+            yield
+            pipeline.sync()  # the block's errors are raised here, inside the savepoint
 
     def _columns(self, table: str) -> list[dict[str, Any]]:
         return self.query(
@@ -84,7 +120,9 @@ class PostgresViewStore(SQLViewStore):
 class PostgresLog(RecorderLog):
     read_ahead = True
 
-    def _tuples(self, cursor: Any) -> None:
+    def _tuples(self, cursor: LedgerCursor) -> None:
+        if not isinstance(cursor, Cursor):
+            raise TypeError("the PostgreSQL log reads through psycopg's cursors")
         cursor.row_factory = tuple_row
 
 
@@ -97,7 +135,7 @@ _HOLDS = (
 
 
 class AdvisoryLock:
-    def __init__(self, params: dict[str, Any], name: str, patience: Patience) -> None:
+    def __init__(self, params: ConnectionParams, name: str, patience: Patience) -> None:
         self.name = name
         self.key = f"partner-ledger:{name}"
         self.connection = psycopg.connect(
@@ -143,7 +181,7 @@ class AdvisoryLock:
 
 
 class AdvisoryLocks:
-    def __init__(self, params: dict[str, Any]) -> None:
+    def __init__(self, params: ConnectionParams) -> None:
         self.params = params
 
     def acquire(
@@ -155,16 +193,16 @@ class AdvisoryLocks:
 class NotifyWaiter:
     """LISTEN/NOTIFY (reconnecting after an outage, polling meanwhile)."""
 
-    def __init__(self, params: dict[str, Any], channel: str, timeout: float) -> None:
+    def __init__(self, params: ConnectionParams, channel: str, timeout: float) -> None:
         self.params = params
         self.channel = channel
         self.timeout = timeout
-        self.connection: psycopg.Connection[Any] | None = None
+        self.connection: psycopg.Connection[TupleRow] | None = None
 
     def __enter__(self) -> NotifyWaiter:
         return self
 
-    def _listen(self) -> psycopg.Connection[Any] | None:
+    def _listen(self) -> psycopg.Connection[TupleRow] | None:
         if self.connection is None:
             try:
                 self.connection = psycopg.connect(**self.params, autocommit=True, connect_timeout=5)
@@ -194,17 +232,11 @@ class NotifyWaiter:
 class PostgresViewStorage:
     """`projections.storage.ViewStorage` on PostgreSQL."""
 
-    transient: tuple[type[Exception], ...] = (
-        OperationalError,  # the library's, around the driver's
-        InterfaceError,
-        psycopg.OperationalError,
-        psycopg.InterfaceError,
-        OSError,
-    )
+    transient: tuple[type[Exception], ...] = (*TRANSIENT_ERRORS, OSError)
 
     def __init__(
         self,
-        recorder: LedgerQueries,
+        recorder: LedgerQueries[PostgresDatastore],
         notifications: LogRecorder,
         *,
         datastore: PostgresDatastore,

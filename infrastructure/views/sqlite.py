@@ -13,18 +13,17 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from eventsourcing.persistence import InterfaceError, OperationalError
-from eventsourcing.sqlite import SQLiteDatastore
+from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore
 
 from domain.errors import LockLostError, StorageUnavailableError
 from infrastructure.ledger_queries import LedgerQueries
+from infrastructure.storage_errors import TRANSIENT_ERRORS
 from infrastructure.views.log import LogRecorder, RecorderLog
 from infrastructure.views.store import SQLViewStore
 from projections.locks import HeldLock, Patience
@@ -33,7 +32,7 @@ from projections.views import View
 
 
 @contextmanager
-def write_transaction(datastore: SQLiteDatastore) -> Iterator[Any]:
+def write_transaction(datastore: SQLiteDatastore) -> Iterator[SQLiteCursor]:
     """A transaction that takes SQLite's write lock up front (BEGIN IMMEDIATE), waiting for it
     as long as the busy timeout allows. A transaction that reads first and writes later cannot
     wait for another writer: it fails at once with "database is locked"."""
@@ -48,7 +47,7 @@ def write_transaction(datastore: SQLiteDatastore) -> Iterator[Any]:
         connection.commit()
 
 
-class SQLiteViewStore(SQLViewStore):
+class SQLiteViewStore(SQLViewStore[SQLiteCursor]):
     def __init__(self, datastore: SQLiteDatastore) -> None:
         self.datastore = datastore
         super().__init__()
@@ -56,15 +55,17 @@ class SQLiteViewStore(SQLViewStore):
     def _sql(self, text: str) -> str:
         return text.replace("%s", "?")
 
-    def transaction(self) -> AbstractContextManager[Any]:
+    def transaction(self) -> AbstractContextManager[SQLiteCursor]:
         return write_transaction(self.datastore)
 
     @contextmanager
-    def _reading(self) -> Iterator[Any]:
+    def _reading(self) -> Iterator[SQLiteCursor]:
         with self.datastore.transaction(commit=False) as cursor:
             yield cursor
 
-    def _insert(self, cursor: Any, view: View, generation: Generation, rows: Sequence[Row]) -> None:
+    def _insert(
+        self, cursor: SQLiteCursor, view: View, generation: Generation, rows: Sequence[Row]
+    ) -> None:
         if not rows:
             return
         names = ", ".join(view.column_names)
@@ -73,6 +74,17 @@ class SQLiteViewStore(SQLViewStore):
 
     def _columns(self, table: str) -> list[dict[str, Any]]:
         return self.query(f"SELECT name FROM pragma_table_info('{table}')")
+
+    @contextmanager
+    def savepoint(self, cursor: SQLiteCursor) -> Iterator[None]:
+        cursor.execute("SAVEPOINT view_rows")
+        try:
+            yield
+        except BaseException:
+            cursor.execute("ROLLBACK TO view_rows")
+            cursor.execute("RELEASE view_rows")
+            raise
+        cursor.execute("RELEASE view_rows")
 
 
 def lock_file_path(datastore: SQLiteDatastore) -> Path:
@@ -202,15 +214,14 @@ class PollWaiter:
 class SQLiteViewStorage:
     """`projections.storage.ViewStorage` on SQLite."""
 
-    transient: tuple[type[Exception], ...] = (
-        OperationalError,  # the library's, around the driver's ("database is locked")
-        InterfaceError,
-        sqlite3.OperationalError,
-        OSError,
-    )
+    transient: tuple[type[Exception], ...] = (*TRANSIENT_ERRORS, OSError)
 
     def __init__(
-        self, recorder: LedgerQueries, notifications: LogRecorder, *, datastore: SQLiteDatastore
+        self,
+        recorder: LedgerQueries[SQLiteDatastore],
+        notifications: LogRecorder,
+        *,
+        datastore: SQLiteDatastore,
     ) -> None:
         self.store = SQLiteViewStore(datastore)
         self.log = RecorderLog(recorder, notifications)

@@ -1,20 +1,22 @@
 """The views' SQL that both databases share (`projections.store.ViewStore`, implemented):
-generation tables, the registry of generations, dead letters. Each database's module adds its
-transactions, its bulk insert and its catalogue."""
+the registry of generations, their tables, the switch, dead letters and differences; the row
+writers are in `infrastructure.views.rows`. Each database's module adds its transactions, its
+bulk insert, its savepoints and its catalogue."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from domain.errors import PositionConflictError
-from projections.store import DeadLetter, Generation, Row, reader_name
+from infrastructure.retrying import now_us
+from infrastructure.views.differences import differences
+from infrastructure.views.rows import C, SQLRows
+from projections.store import Generation, reader_name
 from projections.views import View
 
 
-class SQLViewStore:
+class SQLViewStore(SQLRows[C]):
     """The SQL both databases share, over the ledger's own connection pool; each database's
     module (`infrastructure.views.postgres`, `.sqlite`) supplies its transactions, its bulk
     insert (COPY on PostgreSQL) and its catalogue."""
@@ -24,26 +26,15 @@ class SQLViewStore:
 
     # --- plumbing ------------------------------------------------------------------------
 
-    def _sql(self, text: str) -> str:
-        """A statement written with ``%s`` placeholders, in this database's placeholders."""
-        return text
-
-    def transaction(self) -> AbstractContextManager[Any]:
-        """A write transaction's cursor."""
-        raise NotImplementedError
-
-    def _reading(self) -> AbstractContextManager[Any]:
+    def _reading(self) -> AbstractContextManager[C]:
         """A cursor for one read."""
         raise NotImplementedError
 
-    def _lock_schema(self, cursor: Any) -> None:
+    def _lock_schema(self, cursor: C) -> None:
         """Serialize with other processes creating tables (nothing to do on SQLite)."""
 
     def _analyze(self, generation: Generation) -> None:
         """Give a freshly filled table its planner statistics (nothing to do on SQLite)."""
-
-    def _insert(self, cursor: Any, view: View, generation: Generation, rows: Sequence[Row]) -> None:
-        raise NotImplementedError
 
     def _columns(self, table: str) -> list[dict[str, Any]]:
         """The columns of ``table``, each as ``{"name": ...}``."""
@@ -113,7 +104,7 @@ class SQLViewStore:
                     "INSERT INTO projection_generations (view, generation, schema_version, state, "
                     "position, created_at_us) VALUES (%s, %s, %s, 'building', 0, %s)"
                 ),
-                (view.name, generation.number, view.schema_version, _now_us()),
+                (view.name, generation.number, view.schema_version, now_us()),
             )
         return generation
 
@@ -136,7 +127,7 @@ class SQLViewStore:
                     "UPDATE projection_generations SET state = 'live', switched_at_us = %s "
                     "WHERE view = %s AND generation = %s"
                 ),
-                (_now_us(), view.name, generation.number),
+                (now_us(), view.name, generation.number),
             )
         return previous
 
@@ -152,78 +143,6 @@ class SQLViewStore:
                     "DELETE FROM projection_dead_letters WHERE view = %s AND generation = %s"
                 ),
                 (generation.view, generation.number),
-            )
-
-    # --- writing rows --------------------------------------------------------------------
-
-    def apply(
-        self,
-        view: View,
-        generation: Generation,
-        *,
-        expected_position: int,
-        new_position: int,
-        replaced: Sequence[str],
-        rows: Sequence[Row],
-        dead_letters: Sequence[DeadLetter] = (),
-        require_state: str | None = None,
-    ) -> None:
-        """Replace the rows of ``replaced`` memberships and move the position, in one
-        transaction; `PositionConflictError` if the position is no longer the expected one."""
-        with self.transaction() as cursor:
-            guard = "" if require_state is None else " AND state = %s"
-            cursor.execute(
-                self._sql(
-                    "UPDATE projection_generations SET position = %s "
-                    f"WHERE view = %s AND generation = %s AND position = %s{guard}"
-                ),
-                (new_position, view.name, generation.number, expected_position)
-                + ((require_state,) if require_state else ()),
-            )
-            if _rowcount(cursor) != 1:
-                raise PositionConflictError(
-                    f"view {view.name} moved past position {expected_position} meanwhile"
-                )
-            for start in range(0, len(replaced), 500):
-                chunk = replaced[start : start + 500]
-                cursor.execute(
-                    self._sql(
-                        f"DELETE FROM {generation.table} WHERE membership_id IN "
-                        f"({', '.join(['%s'] * len(chunk))})"
-                    ),
-                    chunk,
-                )
-            self._insert(cursor, view, generation, rows)
-            for letter in dead_letters:
-                cursor.execute(
-                    self._sql(
-                        "INSERT INTO projection_dead_letters (view, generation, position, "
-                        "membership_id, error, failed_at_us) VALUES (%s, %s, %s, %s, %s, %s) "
-                        "ON CONFLICT DO NOTHING"
-                    ),
-                    (
-                        view.name,
-                        generation.number,
-                        letter.position,
-                        letter.membership_id,
-                        letter.error,
-                        _now_us(),
-                    ),
-                )
-
-    def bulk_load(self, view: View, generation: Generation, rows: Sequence[Row]) -> None:
-        """Append rows to a generation that is being built (set-based: COPY on PostgreSQL)."""
-        with self.transaction() as cursor:
-            self._insert(cursor, view, generation, rows)
-
-    def set_position(self, generation: Generation, position: int) -> None:
-        with self.transaction() as cursor:
-            cursor.execute(
-                self._sql(
-                    "UPDATE projection_generations SET position = %s "
-                    "WHERE view = %s AND generation = %s"
-                ),
-                (position, generation.view, generation.number),
             )
 
     # --- reading -------------------------------------------------------------------------
@@ -243,48 +162,4 @@ class SQLViewStore:
     ) -> dict[str, Any]:
         """Which rows ``new`` would change compared with ``old``: counts and a sample."""
         old_columns = {row["name"] for row in self._columns(old.table)}
-        common = [name for name in view.column_names if name in old_columns]
-        keys = [name for name in view.primary_key if name in common]
-        shared = ", ".join(common)
-        only_new = self.query(
-            f"SELECT {shared} FROM {new.table} EXCEPT SELECT {shared} FROM {old.table}"
-        )
-        only_old = self.query(
-            f"SELECT {shared} FROM {old.table} EXCEPT SELECT {shared} FROM {new.table}"
-        )
-        new_by_key = {tuple(r[k] for k in keys): r for r in only_new}
-        old_by_key = {tuple(r[k] for k in keys): r for r in only_old}
-        changed = sorted(new_by_key.keys() & old_by_key.keys())
-        added = sorted(new_by_key.keys() - old_by_key.keys())
-        removed = sorted(old_by_key.keys() - new_by_key.keys())
-        return {
-            "view": view.name,
-            "from_generation": old.number,
-            "to_generation": new.number,
-            "changed": len(changed),
-            "added": len(added),
-            "removed": len(removed),
-            "columns_added": [c for c in view.column_names if c not in old_columns],
-            "columns_removed": sorted(old_columns - set(view.column_names)),
-            "sample": [
-                {"key": list(key), "before": old_by_key[key], "after": new_by_key[key]}
-                for key in changed[:sample]
-            ]
-            + [
-                {"key": list(key), "before": None, "after": new_by_key[key]}
-                for key in added[:sample]
-            ]
-            + [
-                {"key": list(key), "before": old_by_key[key], "after": None}
-                for key in removed[:sample]
-            ],
-        }
-
-
-def _rowcount(cursor: Any) -> int:
-    # The library wraps SQLite cursors; the wrapper keeps the real one.
-    return int(getattr(cursor, "sqlite_cursor", cursor).rowcount)
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
+        return differences(self.query, view, old, new, old_columns=old_columns, sample=sample)

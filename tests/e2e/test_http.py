@@ -350,7 +350,8 @@ def test_reads_need_the_read_token(server: Server, headers: dict[str, str]) -> N
         assert answer.headers["WWW-Authenticate"] == "Bearer"
 
 
-def _cli(db_url: str, *args: str) -> Any:
+def cli_json(db_url: str, *args: str) -> str:
+    """What the CLI prints for ``args`` with ``--json``."""
     result = subprocess.run(
         [str(CLI), "--db", db_url, *args, "--json"],
         capture_output=True,
@@ -358,9 +359,18 @@ def _cli(db_url: str, *args: str) -> Any:
         timeout=120,
         check=True,
     )
+    return result.stdout
+
+
+def cli_lines(db_url: str, *args: str) -> list[Any]:
+    """The CLI's JSON Lines for ``args``, one object a line."""
+    return [json.loads(line) for line in cli_json(db_url, *args).splitlines()]
+
+
+def _cli(db_url: str, *args: str) -> Any:
     if args[0] == "history":  # JSON Lines; the HTTP API answers the same objects as an array
-        return [json.loads(line) for line in result.stdout.splitlines()]
-    return json.loads(result.stdout)
+        return cli_lines(db_url, *args)
+    return json.loads(cli_json(db_url, *args))
 
 
 def test_reads_answer_exactly_what_the_cli_prints(server: Server) -> None:
@@ -725,7 +735,14 @@ def test_a_database_outage_gives_429s_then_recovery_with_every_200_in_the_store(
 
         with ThreadPoolExecutor(6) as pool:
             workers = [pool.submit(load) for _ in range(6)]
-            time.sleep(1.0)
+            # The outage starts once deliveries are being acknowledged (a second of load on a
+            # busy machine may not have brought one 200 yet); at most 30 s.
+            warm = time.monotonic() + 30
+            while time.monotonic() < warm:
+                with lock:
+                    if sum(1 for a in answers if a[1] == 200) >= 20:
+                        break
+                time.sleep(0.1)
             # The outage: the database refuses connections and its sessions are cut, for longer
             # than a delivery waits for its commit (else the library's retries ride it out).
             outage_started = time.monotonic()

@@ -13,13 +13,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.conftest import PostgresServer
 from tests.e2e.http_server import Server, running_server
-from tests.e2e.test_http import CLI, new_org, notification
+from tests.e2e.test_http import CLI, cli_lines, new_org, notification
 
 TODAY = datetime.now(UTC).date()
 
@@ -32,17 +31,6 @@ def server(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -
             yield running
     finally:
         postgres.drop(url)
-
-
-def cli_lines(db_url: str, *args: str) -> list[Any]:
-    done = subprocess.run(
-        [str(CLI), "--db", db_url, *args, "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return [json.loads(line) for line in done.stdout.splitlines()]
 
 
 def post_all(server: Server, bodies: list[bytes]) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from datetime import UTC, date, timedelta
 
@@ -13,6 +12,8 @@ from infrastructure.views.queries import Queries
 from projections.runner import Projector
 from projections.views import ACTIVITY
 from tests.conftest import generated
+from tests.oracle import membership_states
+from tests.payloads import shape_a
 
 KEY = MembershipKey(50191, 354971193, 25)
 JAN = 1_704_067_200_000  # 2024-01-01T00:00:00Z
@@ -20,28 +21,14 @@ DAY = 86_400_000
 
 
 def notification(name: str, created_at: int, event_id: str) -> bytes:
-    return json.dumps(
-        {
-            "eventName": name,
-            "eventId": event_id,
-            "orgId": KEY[0],
-            "createdAt": created_at,
-            "data": {
-                "customerIdentifiers": {"customerId": KEY[1]},
-                "loyaltyProgramId": 855,
-                "partnerProgramId": KEY[2],
-                "partnerProgramType": "EXTERNAL",
-                "customerPartnerProgramDetails": {"tierNumber": 1},
-            },
-        }
-    ).encode()
+    return shape_a(name, created_at, event_id, key=KEY, details={"tierNumber": 1})
 
 
 def expected_activity(ledger: Ledger) -> dict[tuple[str, str], int]:
     """Every Linked and Delinked event of the ledger, by UTC month of occurrence."""
     kinds = {PartnerMembership.Linked: "link", PartnerMembership.Delinked: "delink"}
     counted: Counter[tuple[str, str]] = Counter()
-    for state in ledger.memberships():
+    for state in membership_states(ledger):
         membership = ledger.membership(state.key)
         for event in membership.recorded:
             if type(event) in kinds:

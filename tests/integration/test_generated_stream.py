@@ -14,6 +14,7 @@ from domain.ledger import membership_record
 from infrastructure.settings import Settings
 from infrastructure.wiring import open_ledger
 from tests.conftest import generated
+from tests.oracle import membership_states
 
 
 def ingest(db_url: str, lines: list[bytes]) -> tuple[Counter[str], list[dict[str, Any]]]:
@@ -22,7 +23,7 @@ def ingest(db_url: str, lines: list[bytes]) -> tuple[Counter[str], list[dict[str
     with open_ledger(Settings(db=db_url)) as ledger:
         for start in range(0, len(lines), 500):
             tally.update(outcome.status for outcome in ledger.receive(lines[start : start + 500]))
-        return tally, [membership_record(state) for state in ledger.memberships()]
+        return tally, [membership_record(state) for state in membership_states(ledger)]
 
 
 @pytest.mark.slow

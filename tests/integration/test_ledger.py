@@ -9,10 +9,11 @@ from typing import Any
 
 from domain.history import Chronicle
 from domain.keys import MembershipKey
-from domain.ledger import Ledger, QuarantineRow, membership_record, now_us, quarantine_id
+from domain.ledger import Ledger, QuarantineRow, membership_record, quarantine_id
 from infrastructure.settings import Settings
 from infrastructure.wiring import open_ledger
 from tests.conftest import seed_payloads
+from tests.oracle import membership_states, now_us
 
 UPDATE = {
     "eventName": "partnerProgramUpdated",
@@ -202,7 +203,7 @@ def test_concurrent_writers_record_each_notification_once(db_url: str) -> None:
     assert errors == []
     assert Counter(results) == {"recorded": 40, "duplicate": 120}
     with open_ledger(Settings(db=db_url)) as ledger:
-        assert sum(s.event_count for s in ledger.memberships()) == 40
+        assert sum(s.event_count for s in membership_states(ledger)) == 40
 
 
 def _with_details(event_id: str, at_ms: int, details: dict[str, Any], **data: Any) -> bytes:

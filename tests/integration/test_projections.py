@@ -22,6 +22,7 @@ from projections.log import touched_streams
 from projections.runner import Projector
 from projections.views import EXPIRY, MEMBERSHIPS, VIEWS
 from tests.conftest import generated
+from tests.oracle import membership_states, streams_up_to
 
 STREAM = generated(3_000, seed=31)
 
@@ -46,7 +47,7 @@ def counted_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
 
 def folded(ledger: Ledger) -> list[dict[str, Any]]:
     """What the views must say: every membership folded straight from its events."""
-    return [membership_record(state) for state in ledger.memberships()]
+    return [membership_record(state) for state in membership_states(ledger)]
 
 
 def test_views_built_incrementally_with_crashes_equal_a_fresh_rebuild(ledger: Ledger) -> None:
@@ -140,7 +141,7 @@ def test_a_batch_reads_the_touched_streams_up_to_its_end_only(ledger: Ledger) ->
     middle = recorder.select_notifications(start=0, limit=600)[-1].id
     touched = list({n.originator_id for n in recorder.select_notifications(start=0, limit=900)})
     streams = touched_streams(Projector(ledger).log, touched, up_to=middle)
-    assert streams == recorder.select_streams(touched, up_to=middle)
+    assert streams == streams_up_to(ledger.store, touched, middle)
     assert max(p for stream in streams.values() for p, _ in stream) == middle
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import UTC, datetime
 
@@ -14,27 +13,15 @@ from domain.keys import MembershipKey
 from domain.ledger import Ledger, membership_record
 from domain.membership import Status
 from tests.conftest import generated
+from tests.oracle import membership_states
+from tests.payloads import shape_a
 
 KEY = MembershipKey(50191, 354971193, 25)
 
 
 def notification(name: str, created_at: int, event_id: str, **details: object) -> bytes:
-    return json.dumps(
-        {
-            "eventName": name,
-            "eventId": event_id,
-            "orgId": KEY[0],
-            "createdAt": created_at,
-            "data": {
-                "customerIdentifiers": {"customerId": KEY[1]},
-                "loyaltyProgramId": 855,
-                "partnerProgramId": KEY[2],
-                "partnerProgramType": "EXTERNAL",
-                "updateType": "UPGRADE" if name == "partnerProgramUpdated" else None,
-                "customerPartnerProgramDetails": details,
-            },
-        }
-    ).encode()
+    upgrade = "UPGRADE" if name == "partnerProgramUpdated" else None
+    return shape_a(name, created_at, event_id, key=KEY, details=details, update_type=upgrade)
 
 
 JAN = 1_704_067_200_000  # 2024-01-01T00:00:00Z
@@ -82,14 +69,14 @@ def test_an_export_as_known_at_a_moment_equals_the_export_taken_then(ledger: Led
     chronicle = Chronicle(ledger)
     stream = generated(1_200, seed=91)
     ledger.receive(stream[:600])
-    snapshot = [membership_record(s) for s in ledger.memberships()]
+    snapshot = [membership_record(s) for s in membership_states(ledger)]
     moment = now()
     ledger.receive(stream[600:])
 
     back_then = [membership_record(s) for s in chronicle.states_at(as_known_at=moment)]
     assert back_then == snapshot
     everything = [membership_record(s) for s in chronicle.states_at(as_known_at=now())]
-    assert everything == [membership_record(s) for s in ledger.memberships()]
+    assert everything == [membership_record(s) for s in membership_states(ledger)]
 
 
 def test_an_export_as_of_a_moment_folds_only_what_occurred_by_then(ledger: Ledger) -> None:

@@ -1,0 +1,160 @@
+"""The views' row writers that both databases share: a batch applied under its position guard
+(`apply`), and its parts on a transaction's cursor (`move`, `replace`, `add`), which the inline
+views (`infrastructure.views.inline`) use in the ledger's write transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Generic, TypeVar
+
+from domain.errors import PositionConflictError
+from infrastructure.dbapi import Cursor
+from infrastructure.retrying import now_us
+from projections.store import DeadLetter, Generation, Row
+from projections.views import View
+
+C = TypeVar("C", bound=Cursor)  # the cursor of the database's driver
+
+
+class SQLRows(Generic[C]):
+    """Writing a generation's rows and position; each database's store supplies its
+    placeholders, transactions, bulk insert and savepoints."""
+
+    def _sql(self, text: str) -> str:
+        """A statement written with ``%s`` placeholders, in this database's placeholders."""
+        return text
+
+    def transaction(self) -> AbstractContextManager[C]:
+        """A write transaction's cursor."""
+        raise NotImplementedError
+
+    def _insert(self, cursor: C, view: View, generation: Generation, rows: Sequence[Row]) -> None:
+        raise NotImplementedError
+
+    def apply(
+        self,
+        view: View,
+        generation: Generation,
+        *,
+        expected_position: int,
+        new_position: int,
+        replaced: Sequence[str],
+        rows: Sequence[Row],
+        dead_letters: Sequence[DeadLetter] = (),
+        require_state: str | None = None,
+    ) -> None:
+        """Replace the rows of ``replaced`` memberships and move the position, in one
+        transaction; `PositionConflictError` if the position is no longer the expected one."""
+        with self.transaction() as cursor:
+            if not self.move(
+                cursor,
+                view,
+                generation,
+                expected=expected_position,
+                new=new_position,
+                require_state=require_state,
+            ):
+                raise PositionConflictError(
+                    f"view {view.name} moved past position {expected_position} meanwhile"
+                )
+            self.replace(cursor, view, generation, replaced, rows)
+            for letter in dead_letters:
+                cursor.execute(
+                    self._sql(
+                        "INSERT INTO projection_dead_letters (view, generation, position, "
+                        "membership_id, error, failed_at_us) VALUES (%s, %s, %s, %s, %s, %s) "
+                        "ON CONFLICT DO NOTHING"
+                    ),
+                    (
+                        view.name,
+                        generation.number,
+                        letter.position,
+                        letter.membership_id,
+                        letter.error,
+                        now_us(),
+                    ),
+                )
+
+    # The row writers of `apply`, on a transaction's cursor: the inline views
+    # (`infrastructure.views.inline`) write with them in the ledger's write transaction.
+
+    def move(
+        self,
+        cursor: C,
+        view: View,
+        generation: Generation,
+        *,
+        expected: int,
+        new: int,
+        require_state: str | None = None,
+    ) -> bool:
+        """Move the generation's position from ``expected`` to ``new``; False (and nothing
+        written) if it does not stand at ``expected`` (or is not in ``require_state``)."""
+        guard = "" if require_state is None else " AND state = %s"
+        cursor.execute(
+            self._sql(
+                "UPDATE projection_generations SET position = %s "
+                f"WHERE view = %s AND generation = %s AND position = %s{guard} "
+                "RETURNING generation"
+            ),
+            (new, view.name, generation.number, expected)
+            + ((require_state,) if require_state else ()),
+        )
+        return cursor.fetchone() is not None
+
+    def replace(
+        self,
+        cursor: C,
+        view: View,
+        generation: Generation,
+        replaced: Sequence[str],
+        rows: Sequence[Row],
+    ) -> None:
+        """The rows of the ``replaced`` memberships become ``rows``."""
+        for start in range(0, len(replaced), 500):
+            chunk = replaced[start : start + 500]
+            cursor.execute(
+                self._sql(
+                    f"DELETE FROM {generation.table} WHERE membership_id IN "
+                    f"({', '.join(['%s'] * len(chunk))})"
+                ),
+                chunk,
+            )
+        self._insert(cursor, view, generation, rows)
+
+    def add(self, cursor: C, view: View, generation: Generation, rows: Sequence[Row]) -> None:
+        """Rows of a view with a tally: each adds its count to the stored row of its key (or
+        is inserted)."""
+        if not rows or view.tally is None:
+            raise ValueError(f"view {view.name} has no tally to add rows to")
+        names = ", ".join(view.column_names)
+        marks = ", ".join(["%s"] * len(view.columns))
+        cursor.executemany(
+            self._sql(
+                f"INSERT INTO {generation.table} ({names}) VALUES ({marks}) "
+                f"ON CONFLICT ({', '.join(view.primary_key)}) DO UPDATE SET {view.tally} = "
+                f"{generation.table}.{view.tally} + excluded.{view.tally}"
+            ),
+            rows,
+        )
+
+    def savepoint(self, cursor: C) -> AbstractContextManager[None]:
+        """A savepoint in the cursor's transaction: an error in the block rolls back to it
+        (and is raised); the transaction goes on."""
+        raise NotImplementedError
+
+    def bulk_load(self, view: View, generation: Generation, rows: Sequence[Row]) -> None:
+        """Append rows to a generation that is being built (set-based: COPY on PostgreSQL)."""
+        with self.transaction() as cursor:
+            self._insert(cursor, view, generation, rows)
+
+    def set_position(self, generation: Generation, position: int) -> None:
+        with self.transaction() as cursor:
+            cursor.execute(
+                self._sql(
+                    "UPDATE projection_generations SET position = %s "
+                    "WHERE view = %s AND generation = %s"
+                ),
+                (position, generation.view, generation.number),
+            )

@@ -1,0 +1,168 @@
+"""The views updated inline, in the write transaction, on real SQLite files and a real
+PostgreSQL: the rows a batch writes inline are the rows catch-up and a rebuild write, a view
+that is behind is left to catch-up, and a view whose update fails costs the batch nothing."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from domain.ledger import Ledger
+from domain.services import Recording
+from infrastructure.settings import Settings
+from infrastructure.wiring import open_ledger
+from projections.runner import Projector
+from projections.store import reader_name
+from projections.views import EXPIRY, VIEWS, View
+from tests.conftest import BACKENDS, PostgresServer, generated
+from tests.integration.test_pipeline_equivalence import deliveries
+
+RECEIVED = itertools.count(1_900_000_000_000_000, 1_000)
+
+
+@pytest.fixture(params=BACKENDS)
+def two_ledgers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Ledger, Ledger]]:
+    """Two fresh ledgers of one store: one records with its views updated inline, the other
+    leaves them to catch-up."""
+    if request.param == "sqlite":
+        urls = [f"sqlite:///{tmp_path / 'inline.db'}", f"sqlite:///{tmp_path / 'caught_up.db'}"]
+    else:
+        server: PostgresServer = request.getfixturevalue("postgres")
+        urls = [server.create(), server.create()]
+    with open_ledger(Settings(db=urls[0])) as inline, open_ledger(Settings(db=urls[1])) as other:
+        # Both build their (empty) views first: from here on, inline writes keep them current.
+        Projector(inline).catch_up()
+        Projector(other).catch_up()
+        yield inline, other
+
+
+def rows(projector: Projector, view: View) -> list[dict[str, Any]]:
+    """Every row of a view's live generation, in its order."""
+    return projector.store.query(
+        f"SELECT * FROM {reader_name(view)} ORDER BY {', '.join(view.order_by)}"
+    )
+
+
+def positions(projector: Projector) -> dict[str, int]:
+    return {row["view"]: row["position"] for row in projector.status()}
+
+
+def assert_no_rebuild_changes(projector: Projector) -> None:
+    for view in VIEWS.values():
+        report = projector.rebuild(view, diff_only=True)
+        assert (report["changed"], report["added"], report["removed"]) == (0, 0, 0), report
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(batches=deliveries(), batch_size=st.integers(3, 60))
+def test_inline_rows_equal_caught_up_rows_and_rebuilt_rows(
+    two_ledgers: tuple[Ledger, Ledger], batches: list[list[bytes]], batch_size: int
+) -> None:
+    inline, other = two_ledgers
+    recording = Recording(inline)
+    inline_projector, other_projector = Projector(inline), Projector(other, batch_size=batch_size)
+    for batch in batches:
+        # The same batch into both ledgers: one through the doors' use case (views inline)...
+        received = next(RECEIVED)
+        outcomes = recording.record(batch)
+        assert [o.status for o in other.receive(batch, received_at_us=received)] == [
+            o.status for o in outcomes
+        ]
+        # ...which moved every view to the head in the batch's own transaction.
+        head = inline_projector.last_position()
+        assert positions(inline_projector) == dict.fromkeys(VIEWS, head)
+    # The other catches up from the log, in small batches: the same rows, row for row.
+    other_projector.catch_up()
+    for view in VIEWS.values():
+        assert rows(inline_projector, view) == rows(other_projector, view), view.name
+    # A follower of the inline ledger finds nothing to do, and a rebuild changes nothing.
+    assert inline_projector.catch_up() == dict.fromkeys(VIEWS, 0)
+    assert_no_rebuild_changes(inline_projector)
+
+
+def test_a_view_behind_the_log_is_left_to_catch_up(ledger: Ledger) -> None:
+    stream = generated(600, seed=71)
+    projector = Projector(ledger)
+    projector.catch_up()
+    # Recorded without the views: they stay where they were...
+    ledger.receive(stream[:300])
+    assert set(positions(projector).values()) == {0}
+    # ...and a batch recorded with them leaves them there, behind the log, for catch-up.
+    Recording(ledger).record(stream[300:])
+    assert set(positions(projector).values()) == {0}
+    projector.catch_up()
+    assert set(positions(projector).values()) == {projector.last_position()}
+    Recording(ledger).record(generated(200, seed=72))
+    assert set(positions(projector).values()) == {projector.last_position()}
+    assert_no_rebuild_changes(projector)
+
+
+def refusing_inserts(db_url: str, table: str) -> list[str]:
+    """Statements that make ``table`` refuse every insert (a trigger), then the one that
+    drops it again."""
+    if db_url.startswith("sqlite"):
+        return [
+            f"CREATE TRIGGER refuse BEFORE INSERT ON {table} "
+            "BEGIN SELECT RAISE(ABORT, 'refused by a test'); END",
+            "DROP TRIGGER refuse",
+        ]
+    return [
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'refused by a test'; END $$",
+        f"CREATE TRIGGER refuse BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION refuse()",
+        f"DROP TRIGGER refuse ON {table}",
+    ]
+
+
+def execute(projector: Projector, statements: list[str]) -> None:
+    with projector.store.transaction() as cursor:  # type: ignore[attr-defined]
+        for statement in statements:
+            cursor.execute(statement)
+
+
+def test_a_view_whose_update_fails_leaves_the_events_committed_and_is_caught_up_later(
+    ledger: Ledger, db_url: str
+) -> None:
+    stream = generated(900, seed=73)
+    projector = Projector(ledger)
+    projector.catch_up()
+    table = projector.store.live(EXPIRY).table  # type: ignore[union-attr]
+    *refuse, allow = refusing_inserts(db_url, table)
+    execute(projector, refuse)
+    # The expiry view refuses its rows: the batch commits, and the other views move with it.
+    outcomes = Recording(ledger).record(stream[:450])
+    assert {o.status for o in outcomes} >= {"recorded"}
+    head = projector.last_position()
+    assert head > 0
+    assert positions(projector) == {"memberships": head, "expiry": 0, "activity": head}
+    # The next batch leaves the expiry view behind too: it no longer stands at the log's head.
+    Recording(ledger).record(stream[450:])
+    head = projector.last_position()
+    assert positions(projector) == {"memberships": head, "expiry": 0, "activity": head}
+    # Once the table takes rows again, a follower catches the expiry view up.
+    execute(projector, [allow])
+    stop = threading.Event()
+    follower = threading.Thread(target=Projector(ledger).follow, args=(stop,))
+    follower.start()
+    try:
+        deadline = time.monotonic() + 60
+        while positions(projector)["expiry"] != head and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        follower.join(timeout=30)
+    assert positions(projector) == dict.fromkeys(VIEWS, head)
+    assert {row["dead_letters"] for row in projector.status()} == {0}
+    assert_no_rebuild_changes(projector)
