@@ -1,9 +1,11 @@
 """The decode stage: payload bytes to validated, normalized notifications, or the reason not.
 
-Bytes are decoded and validated by the exact parser (`domain.notifications`), whose numbers
-stay exact and whose quarantine reasons and sentences are the ledger's; the fingerprint is
-computed here too, so that it is paid for where the parsing runs (a worker process, for a bulk
-ingest: `infrastructure.parsing`).
+Each payload takes the fast path first (`domain.notifications.fast_path`: orjson, the known
+shapes, plain values); one it declines (a float, a BOM, an escape, anything invalid) goes to
+the full path (the exact reader and the pydantic models), whose numbers stay exact and whose
+quarantine reasons and sentences are the ledger's. Both give the same notification for a
+payload both can read. The fingerprint is computed here too, so that it is paid for where the
+parsing runs (worker processes, for a bulk ingest: `infrastructure.parsing`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from domain.errors import InvalidNotificationError
-from domain.notifications import Notification, parse_notification
+from domain.notifications import Notification, fast_notification, parse_notification
 
 
 def parse_all(payloads: Sequence[bytes]) -> list[Notification | InvalidNotificationError]:
@@ -24,6 +26,9 @@ def parse_all(payloads: Sequence[bytes]) -> list[Notification | InvalidNotificat
 
 
 def _parse(raw: bytes) -> Notification | InvalidNotificationError:
+    notification = fast_notification(raw)
+    if notification is not None:
+        return notification
     try:
         return parse_notification(raw)
     except InvalidNotificationError as error:

@@ -1,10 +1,12 @@
 """Parsing payloads in worker processes while the ledger records the previous batches.
 
-Parsing and validating a payload costs about as much Python time as recording it, and one
-Python process runs on one core. A bulk ingest therefore hands each batch of raw payloads to a
-worker process and records batch N while batch N+1 is being parsed. At most ``depth`` batches
-are in flight, so memory stays flat however long the input is. Workers are spawned (not
-forked): the ingesting process holds database connections and threads.
+Parsing and validating a payload costs a good share of the Python time of recording it, and
+one Python process runs on one core. A bulk ingest therefore hands each batch of raw payloads
+to worker processes (one per core the process may use, less the one that records) and records
+batch N while the next batches are being parsed; results come back in input order whichever
+worker finishes first. At most ``depth`` batches are in flight (at least two per worker), so
+memory stays flat however long the input is. Workers are spawned (not forked): the ingesting
+process holds database connections and threads.
 
 Ctrl-C is the parent's business: a terminal sends SIGINT to the whole process group, and a
 worker that took it would print its own traceback. Workers ignore SIGINT (they are started with
@@ -35,18 +37,28 @@ class ParserFailedError(LedgerError):
     """A parsing worker died; nothing of its batches was recorded."""
 
 
-def parse_workers(size: int | None) -> int:
-    """Worker processes for an input of ``size`` bytes (None: unknown, e.g. stdin)."""
-    if (os.cpu_count() or 1) < 2 or (size is not None and size < WORTH_A_WORKER):
+def parse_workers(size: int | None, *, cores: int | None = None) -> int:
+    """Worker processes for an input of ``size`` bytes (None: unknown, e.g. stdin): one per
+    core but the recorder's, none on one core or for a small input. ``cores``: those this
+    process may run on (default: its CPU affinity)."""
+    cores = usable_cores() if cores is None else cores
+    if cores < 2 or (size is not None and size < WORTH_A_WORKER):
         return 0
-    return 1
+    return cores - 1
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, where the system has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 class Parser:
     """Batches of raw payloads in, the same batches with their parse results out, in order."""
 
     def __init__(self, workers: int, *, depth: int = 4) -> None:
-        self.depth = depth
+        self.depth = max(depth, 2 * workers)
         self._pool = (
             ProcessPoolExecutor(
                 workers,
