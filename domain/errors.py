@@ -21,7 +21,9 @@ LedgerError
                                (`infrastructure.http.writer`)
 
 Not under it, on purpose: `CursorError` and the dashboard's `FormError` are `ValueError`s of
-their doors' own input, turned into an answer where they are raised.
+their doors' own input, turned into an answer where they are raised; the webhook's
+`OverBudgetError` (`infrastructure.http.bodies`: a body would overrun the bytes waiting to be
+committed) is answered with the transient status by the one caller that reads bodies.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from domain.errors import Reason
 from domain.ledger import Outcome
 from infrastructure.http.auth import matches_any, signature_problem
+from infrastructure.http.bodies import HeldBytes, OverBudgetError, read_at_most
 from infrastructure.http.config import HttpConfig
 from infrastructure.http.schemas import (
     NOT_JSON_EXAMPLE,
@@ -38,7 +39,7 @@ from infrastructure.http.schemas import (
     Receipt,
 )
 from infrastructure.http.service import Service
-from infrastructure.http.writer import TRANSIENT_ERRORS, ByteBudget, WriterUnavailableError
+from infrastructure.http.writer import TRANSIENT_ERRORS, WriterUnavailableError
 
 REQUEST_BODY: dict[str, Any] = {
     "requestBody": {
@@ -160,7 +161,7 @@ async def _receive(
         metrics.count("unauthorized")
         return problem(401, f"missing or wrong {config.webhook_header} header")
     started = time.perf_counter()
-    held = _Held(service.writer.budget)
+    held = HeldBytes(service.writer.budget)
     try:
         answer = await _read_and_commit(request, config, service, held, signing_keys)
     finally:
@@ -177,16 +178,16 @@ async def _read_and_commit(
     request: Request,
     config: HttpConfig,
     service: Service,
-    held: _Held,
+    held: HeldBytes,
     signing_keys: tuple[bytes, ...],
 ) -> Outcome | LedgerJSONResponse:
     """The body's outcome once committed, or the answer that says why it was not."""
     metrics = service.metrics
     try:
-        body = await _read_at_most(request, config.max_body_bytes, held)
+        body = await read_at_most(request, config.max_body_bytes, held)
     except ClientDisconnect:  # the sender gave up (or was too slow) mid-body
         return problem(400, "the request body was not received in full")
-    except _OverBudget:
+    except OverBudgetError:
         metrics.count("unavailable")
         # Not read, and the connection kept: uvicorn drops the rest of the body as it arrives
         # (closing on unread bytes would reset the connection, and the sender would never
@@ -241,44 +242,3 @@ def unavailable(config: HttpConfig, detail: str) -> LedgerJSONResponse:
     return problem(
         config.transient_status, detail, headers={"Retry-After": str(config.retry_after_seconds)}
     )
-
-
-class _OverBudget(Exception):
-    """The process holds as many body bytes as it may."""
-
-
-class _Held:
-    """The bytes one request holds of the process's body budget, given back when it ends."""
-
-    def __init__(self, budget: ByteBudget) -> None:
-        self._budget = budget
-        self.size = 0
-
-    def take(self, size: int) -> None:
-        if not self._budget.take(size):
-            raise _OverBudget
-        self.size += size
-
-    def release(self) -> None:
-        self._budget.give(self.size)
-        self.size = 0
-
-
-async def _read_at_most(request: Request, limit: int, held: _Held) -> bytes | None:
-    """The body, or None as soon as it is known to exceed ``limit`` bytes. Its bytes are
-    taken from the budget before they are read (the declared length at once)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isascii() and declared.isdigit():
-        if len(declared) > 18 or int(declared) > limit:
-            return None
-        held.take(int(declared))
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        if size > held.size:
-            held.take(size - held.size)
-        chunks.append(chunk)
-    return b"".join(chunks)

@@ -6,7 +6,6 @@ advisory lock, and a refusal of the data raised at once.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -15,16 +14,15 @@ from typing import Any
 import psycopg
 from eventsourcing.persistence import PersistenceError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from psycopg import Connection, Cursor
+from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from domain.errors import StoreRefusedError
+from infrastructure.recorders.postgres_schema import create_schema, schema_names
 from infrastructure.recorders.tables import (
-    ADDED_COLUMNS,
     COLUMN_TYPES,
     MIGRATIONS,
-    RETIRED_INDEXES,
     SCHEMA_LOCK,
     WRITER_LOCK,
     LedgerTables,
@@ -174,51 +172,15 @@ class PostgresLedgerRecorder(
         )
 
     def create_table(self) -> None:
-        """Create types and tables under an advisory lock: processes starting together on a
-        new database would otherwise race on PostgreSQL's catalog and fail. When every table
-        and index exists already and no retired index is left (any start but the first after
-        a release), run no DDL at all: ``CREATE INDEX IF NOT EXISTS`` locks its table before
-        it finds the index, and the whole DDL is one transaction that locks the events table
-        first and the quarantine later, the opposite order of a writer (deadlock, seen with
-        processes starting while others ingest).
-
-        Everything runs on one pooled connection (the library's own ``create_table`` takes a
-        connection per statement group), so a pool of one connection can start."""
-        with self.datastore.get_connection() as conn:
-            if not self._schema_exists(conn):
-                with conn.transaction(), conn.cursor() as curs:
-                    curs.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-                    if not self._schema_exists(conn):  # else made by whoever held the lock
-                        self._create_types(conn)
-                        self._create_table(curs)
+        """The library's table and the ledger's, created or migrated when missing
+        (`infrastructure.recorders.postgres_schema`), on one pooled connection."""
+        create_schema(
+            self.datastore,
+            types=[s for s in self.sql_create_statements if "CREATE TYPE" in s.as_string()],
+            tables={self.events_table, *schema_names(self.ledger_ddl())},
+            create_tables=self._create_table,
+        )
         self.datastore.register_type_adapters()
-
-    def _create_types(self, conn: Connection[DictRow]) -> None:
-        """The library's composite types, each in a savepoint: PostgreSQL has no ``CREATE
-        TYPE IF NOT EXISTS``, and an existing type must not abort the whole transaction."""
-        for statement in self.sql_create_statements:
-            if "CREATE TYPE" in statement.as_string():
-                with suppress(psycopg.errors.DuplicateObject), conn.transaction():
-                    conn.execute(statement, prepare=False)
-
-    def _schema_exists(self, conn: Connection[DictRow]) -> bool:
-        names = {self.events_table}
-        for statement in self.ledger_ddl():
-            names.update(re.findall(r"(?:TABLE|INDEX) IF NOT EXISTS (\w+)", statement))
-        row = conn.execute(
-            "SELECT count(*) FILTER (WHERE relname = ANY(%s)) AS found, "
-            "count(*) FILTER (WHERE relname = ANY(%s)) AS retired FROM pg_class "
-            "WHERE relnamespace = current_schema()::regnamespace",
-            (sorted(names), list(RETIRED_INDEXES)),
-        ).fetchone()
-        if row is None or row["found"] != len(names) or row["retired"]:
-            return False
-        columns = conn.execute(
-            "SELECT count(*) AS found FROM information_schema.columns "
-            "WHERE table_schema = current_schema() AND table_name = %s AND column_name = %s",
-            ADDED_COLUMNS[0],
-        ).fetchone()
-        return columns is not None and columns["found"] == 1
 
     def _append_rows(
         self,

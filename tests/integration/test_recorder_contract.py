@@ -47,6 +47,21 @@ def _join_threads_started_since(before: set[threading.Thread]) -> None:
             thread.join(timeout=30)
 
 
+def _datastore(dbname: str, *, pool_size: int) -> PostgresDatastore:
+    """The library's datastore on the test server's database ``dbname``: at most
+    ``pool_size`` connections."""
+    return PostgresDatastore(
+        dbname=dbname,
+        host="127.0.0.1",
+        port="5432",
+        user="postgres",
+        password="",
+        pool_size=pool_size,
+        max_overflow=0,
+        get_password_func=None,
+    )
+
+
 class _OnPostgres:
     """A fresh database per case and a pool of one connection."""
 
@@ -58,16 +73,7 @@ class _OnPostgres:
         self.threads = set(threading.enumerate())
         self.url = _server.create()
         name = self.url.rsplit("/", 1)[1]
-        self.datastore = PostgresDatastore(
-            dbname=name,
-            host="127.0.0.1",
-            port="5432",
-            user="postgres",
-            password="",
-            pool_size=1,
-            max_overflow=0,
-            get_password_func=None,
-        )
+        self.datastore = _datastore(name, pool_size=1)
         super().setUp()  # type: ignore[misc]
 
     def tearDown(self) -> None:
@@ -132,16 +138,7 @@ def test_postgres_recorder_starts_on_a_pool_of_one_connection(
 ) -> None:
     # Given a new database and a pool that can hand out one connection only
     url = postgres.create()
-    datastore = PostgresDatastore(
-        dbname=url.rsplit("/", 1)[1],
-        host="127.0.0.1",
-        port="5432",
-        user="postgres",
-        password="",
-        pool_size=1,
-        max_overflow=0,
-        get_password_func=None,
-    )
+    datastore = _datastore(url.rsplit("/", 1)[1], pool_size=1)
     try:
         # When the recorder creates its tables (the first start) and starts again
         PostgresLedgerRecorder(datastore).create_table()
@@ -223,15 +220,7 @@ def test_a_write_with_the_ledger_rows_notifies_and_reaches_a_subscription(
 ) -> None:
     # Given a recorder on a new database, a LISTEN on its channel and a subscription
     url = postgres.create()
-    datastore = PostgresDatastore(
-        dbname=url.rsplit("/", 1)[1],
-        host="127.0.0.1",
-        port="5432",
-        user="postgres",
-        password="",
-        pool_size=3,
-        get_password_func=None,
-    )
+    datastore = _datastore(url.rsplit("/", 1)[1], pool_size=3)
     try:
         recorder = PostgresLedgerRecorder(datastore)
         recorder.create_table()
