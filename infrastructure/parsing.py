@@ -10,7 +10,9 @@ process holds database connections and threads.
 
 Ctrl-C is the parent's business: a terminal sends SIGINT to the whole process group, and a
 worker that took it would print its own traceback. Workers ignore SIGINT (they are started with
-it blocked, so that none arrives before they can ignore it); the parent, interrupted, ends them.
+it blocked, so that none arrives before they can ignore it); the parent, interrupted, cancels
+the batches not started, lets the workers finish the ones they hold and exit, and terminates a
+worker still running after ``FINISH_SECONDS``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -31,6 +34,8 @@ from domain.notifications import Notification
 Parsed = list[Notification | InvalidNotificationError]
 # Below this many input bytes, starting a worker costs more than it saves.
 WORTH_A_WORKER = 4 << 20
+# Interrupted or failed, how long the workers may take to finish the batches they hold.
+FINISH_SECONDS = 5.0
 
 
 class ParserFailedError(LedgerError):
@@ -81,10 +86,24 @@ class Parser:
         if self._pool is None:
             return
         if kind is not None:
-            # Interrupted or failed: end the workers rather than wait for their batches.
-            for process in list(getattr(self._pool, "_processes", {}).values()):
-                process.terminate()
+            self._end_workers()
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _end_workers(self) -> None:
+        """Interrupted or failed: no batch that has not started is parsed; the workers finish
+        the few they hold (well under a second) and exit, and one still running after
+        ``FINISH_SECONDS`` is terminated. Terminating them at once could leave a batch half
+        written into the pipe of a queue that nobody reads any more, and the executor's
+        shutdown waiting for it forever (seen: Ctrl-C hung one ingest in a full suite run)."""
+        assert self._pool is not None
+        processes = list((getattr(self._pool, "_processes", None) or {}).values())
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + FINISH_SECONDS
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
 
     def parsed(
         self, batches: Iterator[tuple[list[bytes], int]]
