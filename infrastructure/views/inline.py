@@ -5,18 +5,22 @@ them, read under the library's table lock."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from typing import Generic
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 
+from domain.errors import first_line
 from domain.rows import FoldedRow
 from infrastructure.views.rows import C
 from infrastructure.views.store import SQLViewStore
 from projections.inline import batch_rows, last_positions
 from projections.store import Generation
 from projections.views import VIEWS, View
+
+logger = logging.getLogger("partner_ledger.views")
 
 
 class InlineViews(Generic[C]):
@@ -56,8 +60,13 @@ class InlineViews(Generic[C]):
                 with self.store.savepoint(cursor):
                     if self._write(cursor, view, generation, previous, positions, folded):
                         moved.append(view.name)
-            except Exception:  # the view stays behind: catch-up writes it, or says why not
-                continue
+            except Exception as error:  # the view stays behind: catch-up writes it, or
+                # dead-letters the membership and says why; said here too, so it is not silent
+                logger.warning(
+                    "the %s view was not updated with the batch (left to catch-up): %s",
+                    view.name,
+                    first_line(error),
+                )
         return moved
 
     def _write(

@@ -133,7 +133,7 @@ def execute(projector: Projector, statements: list[str]) -> None:
 
 
 def test_a_view_whose_update_fails_leaves_the_events_committed_and_is_caught_up_later(
-    ledger: Ledger, db_url: str
+    ledger: Ledger, db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     stream = generated(900, seed=73)
     projector = Projector(ledger)
@@ -147,6 +147,9 @@ def test_a_view_whose_update_fails_leaves_the_events_committed_and_is_caught_up_
     head = projector.last_position()
     assert head > 0
     assert positions(projector) == {"memberships": head, "expiry": 0, "activity": head}
+    # ... and says so, once, naming the view.
+    warned = [r.getMessage() for r in caplog.records if r.name == "partner_ledger.views"]
+    assert len(warned) == 1 and warned[0].startswith("the expiry view was not updated")
     # The next batch leaves the expiry view behind too: it no longer stands at the log's head.
     Recording(ledger).record(stream[450:])
     head = projector.last_position()
