@@ -14,7 +14,7 @@ from datetime import datetime
 
 from eventsourcing.persistence import StoredEvent
 
-from domain.classify import classify
+from domain.classify import classify_batch
 from domain.encode import EventEncoder
 from domain.errors import InvalidNotificationError
 from domain.fold import Standing, fold_next
@@ -62,11 +62,7 @@ def record_batch(
     ``update_views``, the recorder is also given each changed membership's folded state, to
     bring the views that stand at the log's head along in the same transaction."""
     store = pipeline.store
-    valid = [item for item in parsed if isinstance(item, Notification)]
-    known_ids, known_fingerprints = store.find_recorded(
-        [n.event_id for n in valid if n.event_id], [n.fingerprint for n in valid]
-    )
-    decisions = classify(parsed, known_ids, known_fingerprints)
+    decisions = classify_batch(store, parsed)
     accepted = [item for item in decisions if isinstance(item, Notification)]
     standings, tips = resume(store, pipeline.decode, accepted, use_snapshots=use_snapshots)
     sealed = store.seal(

@@ -6,9 +6,22 @@ from collections.abc import Sequence
 
 from domain.errors import InvalidNotificationError, Reason
 from domain.notifications import Notification
+from domain.ports import LedgerStore
 
 Decision = Notification | InvalidNotificationError | None
 """The notification to record, a reason to quarantine it, or None for a duplicate."""
+
+
+def classify_batch(
+    store: LedgerStore, parsed: Sequence[Notification | InvalidNotificationError]
+) -> list[Decision]:
+    """Each parse result decided against what ``store`` holds, asked in one query for the
+    batch's eventIds and fingerprints (`classify`)."""
+    valid = [item for item in parsed if isinstance(item, Notification)]
+    known_ids, known_fingerprints = store.find_recorded(
+        [n.event_id for n in valid if n.event_id], [n.fingerprint for n in valid]
+    )
+    return classify(parsed, known_ids, known_fingerprints)
 
 
 def classify(

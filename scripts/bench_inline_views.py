@@ -13,7 +13,6 @@ notification; nothing here asserts anything about speed.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import secrets
 import sys
 import time
@@ -29,17 +28,7 @@ from domain.services import Recording  # noqa: E402
 from infrastructure.settings import Settings  # noqa: E402
 from infrastructure.wiring import open_ledger  # noqa: E402
 from projections.runner import Projector  # noqa: E402
-
-
-def generated(count: int) -> list[bytes]:
-    spec = importlib.util.spec_from_file_location(
-        "generate_notifications", ROOT / "scripts/generate_notifications.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return [line.encode() for line in module.generate(count, seed=5)]
+from scripts.generate_notifications import generate  # noqa: E402
 
 
 def run(admin_url: str, batches: list[list[bytes]], *, inline: bool) -> tuple[float, float, float]:
@@ -74,7 +63,7 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=20_000)
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
-    stream = generated(args.count)
+    stream = [line.encode() for line in generate(args.count, seed=5)]
     batches = [stream[start : start + 500] for start in range(0, len(stream), 500)]
     for number in range(args.rounds):
         for inline in (False, True):

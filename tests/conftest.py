@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from itertools import count
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -90,8 +91,9 @@ def ledger(db_url: str) -> Iterator[Ledger]:
         yield opened
 
 
-def generated(count: int, *, seed: int) -> list[bytes]:
-    """``count`` lines of the project's notification generator, as payloads."""
+def generated(count: int, *, seed: int, **options: Any) -> list[bytes]:
+    """``count`` lines of the project's notification generator, as payloads; ``options`` go
+    to its ``generate`` (memberships, malformed_rate, reorder_window...)."""
     spec = importlib.util.spec_from_file_location(
         "generate_notifications", SCRIPTS / "generate_notifications.py"
     )
@@ -99,7 +101,7 @@ def generated(count: int, *, seed: int) -> list[bytes]:
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up by name
     spec.loader.exec_module(module)
-    return [line.encode() for line in module.generate(count, seed=seed)]
+    return [line.encode() for line in module.generate(count, seed=seed, **options)]
 
 
 def seed_payloads() -> dict[str, bytes]:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import cast
 from uuid import UUID
 
-from domain.classify import classify
+from domain.classify import classify_batch
 from domain.errors import InvalidNotificationError
 from domain.integrity import GENESIS
 from domain.keys import MembershipKey
@@ -26,11 +26,7 @@ def record_with_aggregates(
     it, and `Application.save` its pending events with the ledger's rows."""
     parsed = parse_all(payloads)
     store = ledger.store
-    valid = [item for item in parsed if isinstance(item, Notification)]
-    known_ids, known_fingerprints = store.find_recorded(
-        [n.event_id for n in valid if n.event_id], [n.fingerprint for n in valid]
-    )
-    decisions = classify(parsed, known_ids, known_fingerprints)
+    decisions = classify_batch(store, parsed)
     accepted = [item for item in decisions if isinstance(item, Notification)]
     memberships, hashes = _load_all(ledger, accepted)
     sealed = store.seal(

@@ -11,12 +11,10 @@ keys and nonces: compared once unsealed).
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import itertools
 import json
 import random
 import re
-import sys
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import replace
@@ -33,26 +31,12 @@ from domain.ledger import Ledger, Outcome
 from infrastructure.retrying import ConflictAttempts
 from infrastructure.settings import Settings
 from infrastructure.wiring import open_ledger
-from tests.conftest import BACKENDS, SCRIPTS, PostgresServer
+from tests.conftest import BACKENDS, PostgresServer, generated
 from tests.oracle import membership_states
 from tests.reference_recording import record_with_aggregates
 
 RECEIVED = itertools.count(1_800_000_000_000_000, 1_000)
 SEALED = re.compile(rb'"identifiers":("v1\.[^"]*"|null)')
-
-
-def _generator() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "generate_notifications", SCRIPTS / "generate_notifications.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-GENERATOR = _generator()
 
 
 class Twins:
@@ -90,14 +74,13 @@ def deliveries(draw: st.DrawFn) -> list[list[bytes]]:
     """A generated stream (few memberships, so late events and heads are common), shuffled
     within a window, with redeliveries (some reformatted), cut into batches."""
     count = draw(st.integers(min_value=5, max_value=40))
-    lines = GENERATOR.generate(
+    payloads = generated(
         count,
         seed=draw(st.integers(0, 2**32)),
         memberships=draw(st.integers(1, 6)),
         malformed_rate=0.05,
         reorder_window=1,  # shuffled here instead
     )
-    payloads = [line.encode() for line in lines]
     rng = random.Random(draw(st.integers(0, 2**32)))
     for _ in range(draw(st.integers(0, 8))):
         again = rng.choice(payloads)
