@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from domain.errors import PositionConflictError
 from infrastructure.dbapi import Cursor
@@ -125,16 +125,20 @@ class SQLRows(Generic[C]):
 
     def add(self, cursor: C, view: View, generation: Generation, rows: Sequence[Row]) -> None:
         """Rows of a view with a tally: each adds its count to the stored row of its key (or
-        is inserted)."""
+        is inserted). Rows of one key are summed first, so each key is written once."""
         if not rows or view.tally is None:
             raise ValueError(f"view {view.name} has no tally to add rows to")
+        self._upsert(cursor, view, generation, _summed(view, rows))
+
+    def _upsert(self, cursor: C, view: View, generation: Generation, rows: Sequence[Row]) -> None:
+        """Each row inserted, or its tally added to the stored row of its key (one row per
+        key: `add` sums them)."""
         names = ", ".join(view.column_names)
         marks = ", ".join(["%s"] * len(view.columns))
         cursor.executemany(
             self._sql(
                 f"INSERT INTO {generation.table} ({names}) VALUES ({marks}) "
-                f"ON CONFLICT ({', '.join(view.primary_key)}) DO UPDATE SET {view.tally} = "
-                f"{generation.table}.{view.tally} + excluded.{view.tally}"
+                + adding_clause(view, generation)
             ),
             rows,
         )
@@ -158,3 +162,27 @@ class SQLRows(Generic[C]):
                 ),
                 (position, generation.view, generation.number),
             )
+
+
+def adding_clause(view: View, generation: Generation) -> str:
+    """The conflict clause of a tally's upsert: the new count adds to the stored one."""
+    return (
+        f"ON CONFLICT ({', '.join(view.primary_key)}) DO UPDATE SET {view.tally} = "
+        f"{generation.table}.{view.tally} + excluded.{view.tally}"
+    )
+
+
+def _summed(view: View, rows: Sequence[Row]) -> list[Row]:
+    """The rows with one row per primary key, the tallies of a key's rows added up (the
+    other columns are the key's, or the membership's: equal across its rows)."""
+    names = view.column_names
+    keys = [names.index(name) for name in view.primary_key]
+    tally = names.index(view.tally or "")
+    summed: dict[tuple[Any, ...], list[Any]] = {}
+    for row in rows:
+        key = tuple(row[i] for i in keys)
+        if (seen := summed.get(key)) is None:
+            summed[key] = list(row)
+        else:
+            seen[tally] += row[tally]
+    return [tuple(row) for row in summed.values()]

@@ -169,3 +169,28 @@ def test_a_view_whose_update_fails_leaves_the_events_committed_and_is_caught_up_
     assert positions(projector) == dict.fromkeys(VIEWS, head)
     assert {row["dead_letters"] for row in projector.status()} == {0}
     assert_no_rebuild_changes(projector)
+
+
+@pytest.mark.parametrize(
+    ("added", "expected"),
+    [
+        ([1], [1]),
+        ([2, 3], [5]),  # two rows of one key in one call: written once, summed
+        ([1, 1, 1], [3]),
+    ],
+)
+def test_a_tallys_rows_of_one_key_add_up_to_one_row(
+    two_ledgers: tuple[Ledger, Ledger], added: list[int], expected: list[int]
+) -> None:
+    inline, _ = two_ledgers
+    projector = Projector(inline)
+    view = VIEWS["activity"]
+    generation = projector.store.live(view)
+    assert generation is not None
+    key = (7, 70, 700, "2026-11", "link")
+    store = projector.store
+    with store.transaction() as cursor:  # type: ignore[attr-defined]
+        store.add(cursor, view, generation, [(*key, count, "m-7") for count in added])  # type: ignore[attr-defined]
+    with store.transaction() as cursor:  # type: ignore[attr-defined]
+        store.add(cursor, view, generation, [(*key, 10, "m-7")])  # type: ignore[attr-defined]
+    assert [row["events"] for row in rows(projector, view)] == [e + 10 for e in expected]
