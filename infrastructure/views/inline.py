@@ -21,6 +21,9 @@ from projections.store import Generation
 from projections.views import VIEWS, View
 
 logger = logging.getLogger("partner_ledger.views")
+# From this many changed memberships a batch's view rows are a bulk write (COPY on
+# PostgreSQL): the webhook's small groups keep their one round trip per view.
+BULK_MEMBERSHIPS = 100
 
 
 class InlineViews(Generic[C]):
@@ -57,7 +60,7 @@ class InlineViews(Generic[C]):
             if generation.position != previous:
                 continue  # behind: catch-up's work
             try:
-                with self.store.savepoint(cursor):
+                with self.store.savepoint(cursor, bulk=len(folded) >= BULK_MEMBERSHIPS):
                     if self._write(cursor, view, generation, previous, positions, folded):
                         moved.append(view.name)
             except Exception as error:  # the view stays behind: catch-up writes it, or

@@ -143,9 +143,10 @@ class SQLRows(Generic[C]):
             rows,
         )
 
-    def savepoint(self, cursor: C) -> AbstractContextManager[None]:
+    def savepoint(self, cursor: C, *, bulk: bool = False) -> AbstractContextManager[None]:
         """A savepoint in the cursor's transaction: an error in the block rolls back to it
-        (and is raised); the transaction goes on."""
+        (and is raised); the transaction goes on. A ``bulk`` block writes many rows: a store
+        may then prefer its bulk insert to fewer round trips."""
         raise NotImplementedError
 
     def bulk_load(self, view: View, generation: Generation, rows: Sequence[Row]) -> None:

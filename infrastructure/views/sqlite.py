@@ -76,7 +76,7 @@ class SQLiteViewStore(SQLViewStore[SQLiteCursor]):
         return self.query(f"SELECT name FROM pragma_table_info('{table}')")
 
     @contextmanager
-    def savepoint(self, cursor: SQLiteCursor) -> Iterator[None]:
+    def savepoint(self, cursor: SQLiteCursor, *, bulk: bool = False) -> Iterator[None]:
         cursor.execute("SAVEPOINT view_rows")
         try:
             yield

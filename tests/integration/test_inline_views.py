@@ -15,12 +15,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from domain.decode import parse_all
 from domain.ledger import Ledger
+from domain.notifications import Notification
 from domain.services import Recording
 from infrastructure.settings import Settings
 from infrastructure.wiring import open_ledger
 from projections.runner import Projector
 from projections.store import reader_name
+from infrastructure.views.inline import BULK_MEMBERSHIPS
 from projections.views import EXPIRY, VIEWS, View
 from tests.conftest import BACKENDS, PostgresServer, generated
 from tests.integration.test_pipeline_equivalence import deliveries
@@ -89,6 +92,27 @@ def test_inline_rows_equal_caught_up_rows_and_rebuilt_rows(
         assert rows(inline_projector, view) == rows(other_projector, view), view.name
     # A follower of the inline ledger finds nothing to do, and a rebuild changes nothing.
     assert inline_projector.catch_up() == dict.fromkeys(VIEWS, 0)
+    assert_no_rebuild_changes(inline_projector)
+
+
+def test_a_large_batch_writes_its_rows_in_bulk_and_they_equal_caught_up_rows(
+    two_ledgers: tuple[Ledger, Ledger],
+) -> None:
+    inline, other = two_ledgers
+    stream = generated(3000, seed=74)
+    batches = [stream[:1500], stream[1500:]]  # each with far more memberships than the bulk mark
+    for batch in batches:
+        received = next(RECEIVED)
+        keys = {n.key for n in parse_all(batch) if isinstance(n, Notification)}
+        assert len(keys) >= BULK_MEMBERSHIPS * 2
+        Recording(inline).record(batch)
+        other.receive(batch, received_at_us=received)
+    inline_projector, other_projector = Projector(inline), Projector(other)
+    head = inline_projector.last_position()
+    assert positions(inline_projector) == dict.fromkeys(VIEWS, head)
+    other_projector.catch_up()
+    for view in VIEWS.values():
+        assert rows(inline_projector, view) == rows(other_projector, view), view.name
     assert_no_rebuild_changes(inline_projector)
 
 
