@@ -20,10 +20,10 @@ from domain.ledger import Ledger
 from domain.notifications import Notification
 from domain.services import Recording
 from infrastructure.settings import Settings
+from infrastructure.views.inline import BULK_MEMBERSHIPS
 from infrastructure.wiring import open_ledger
 from projections.runner import Projector
 from projections.store import reader_name
-from infrastructure.views.inline import BULK_MEMBERSHIPS
 from projections.views import EXPIRY, VIEWS, View
 from tests.conftest import BACKENDS, PostgresServer, generated
 from tests.integration.test_pipeline_equivalence import deliveries
