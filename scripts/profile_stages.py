@@ -76,10 +76,10 @@ def main() -> int:
         stream.write_text("".join(f"{line}\n" for line in generate(args.count, seed=args.seed)))
         with scratch_database(args.admin_url, "profile") as url:
             server, wall = postgres_cpu_seconds(), time.perf_counter()
+            sampler = [spy, "record", "--idle", "--format", "raw", "--rate", str(args.rate)]
+            ingest = [str(BIN / "partner-ledger"), "--db", url, "ingest", str(stream), "--json"]
             done = subprocess.run(
-                [spy, "record", "--idle", "--format", "raw", "--rate", str(args.rate), "--output"]
-                + [str(samples), "--", str(BIN / "partner-ledger"), "--db", url]
-                + ["ingest", str(stream), "--json"],
+                [*sampler, "--output", str(samples), "--", *ingest],
                 check=True,
                 capture_output=True,
                 text=True,
