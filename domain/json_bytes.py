@@ -1,8 +1,9 @@
 """JSON text byte for byte as the ``json`` module writes it, by orjson where the two agree.
 
 `LibraryJSON` writes what the library's `JSONTranscoder` (compact, ``ensure_ascii=False``, the
-``{"_type_": ..., "_data_": ...}`` form for registered types) writes; `ascii_json` writes what
-``json.dumps(obj, separators=(",", ":"))`` writes. orjson agrees with ``json`` on exact ``str``
+``{"_type_": ..., "_data_": ...}`` form for registered types) writes: stored events.
+`ascii_json` writes what ``json.dumps(obj, separators=(",", ":"))`` writes: snapshots, and
+(keys sorted) the identifiers the vault seals. orjson agrees with ``json`` on exact ``str``
 (escapes, UTF-8), ``int`` within 64 bits, ``bool``, ``None``, and ``dict`` with ``str`` keys and
 ``list`` (order kept), and refuses the rest of those types (a bigger int, another key type, a lone
 surrogate). It differs on floats (``1e+16``, ``NaN``), UUIDs and enums, which it writes itself:
@@ -67,28 +68,33 @@ class LibraryJSON:
         if kind is dict:
             if set(map(type, value.values())) <= _PLAIN:
                 return value
-            return {key: self._plain(item) for key, item in value.items()}
+            return {
+                key: item if type(item) in _PLAIN else self._plain(item)
+                for key, item in value.items()
+            }
         if kind is list or kind is tuple:
             if set(map(type, value)) <= _PLAIN:
                 return value
-            return [self._plain(item) for item in value]
+            return [item if type(item) in _PLAIN else self._plain(item) for item in value]
         name = self.names.get(kind)
         if name is None:
             raise _NotPlainError(kind)
         return {"_type_": name, "_data_": value.isoformat()}
 
 
-def ascii_json(obj: dict[str, Any]) -> str:
-    """``json.dumps(obj, separators=(",", ":"))``: orjson's text when ``obj`` holds only
-    plain values (and enums of ``str``) and that text is ASCII, else the ``json`` module's."""
+def ascii_json(obj: dict[str, Any], *, sort_keys: bool = False) -> str:
+    """``json.dumps(obj, separators=(",", ":"), sort_keys=sort_keys)``: orjson's text when
+    ``obj`` holds only plain values (and enums of ``str``) and that text is ASCII, else the
+    ``json`` module's. (orjson sorts keys by their UTF-8 bytes: for the strings it accepts, the
+    order of their code points, which is how Python sorts them.)"""
     try:
-        text = orjson.dumps(_ascii_plain(obj))
+        text = orjson.dumps(_ascii_plain(obj), option=orjson.OPT_SORT_KEYS if sort_keys else None)
     except (_NotPlainError, orjson.JSONEncodeError):
-        return json.dumps(obj, separators=(",", ":"))
+        return json.dumps(obj, separators=(",", ":"), sort_keys=sort_keys)
     # json escapes (ensure_ascii) every character beyond "~" that orjson writes as it is
     if text.isascii() and b"\x7f" not in text:
         return text.decode()
-    return json.dumps(obj, separators=(",", ":"))
+    return json.dumps(obj, separators=(",", ":"), sort_keys=sort_keys)
 
 
 def _ascii_plain(value: Any) -> Any:
@@ -96,7 +102,9 @@ def _ascii_plain(value: Any) -> Any:
     if kind in _PLAIN:
         return value
     if kind is dict:
-        return {key: _ascii_plain(item) for key, item in value.items()}
+        return {
+            key: item if type(item) in _PLAIN else _ascii_plain(item) for key, item in value.items()
+        }
     if isinstance(value, str):
         # a str enum (or another str subclass): json writes the str itself
         return str.__str__(value)

@@ -1,6 +1,6 @@
 """The cheaper JSON writers give the json module's bytes exactly, or its error: a table of the
-cases where orjson and json could differ, and properties over values drawn like real events'
-and snapshots'."""
+cases where orjson and json could differ, and properties over values drawn like real events',
+snapshots' and sealed identifiers'."""
 
 from __future__ import annotations
 
@@ -161,6 +161,22 @@ def test_snapshot_json_is_the_json_modules(value: Any) -> None:
     assert outcome(ascii_json, document) == outcome(compact_json, document)
 
 
+def sorted_compact_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def sorted_ascii_json(value: Any) -> str:
+    return ascii_json(value, sort_keys=True)
+
+
+@pytest.mark.parametrize("value", TRICKY, ids=lambda v: repr(v)[:40])
+def test_sorted_identifiers_json_is_the_json_modules(value: Any) -> None:
+    # Keys of every kind of character, sorted as Python sorts them; values of any kind.
+    keys = ["mobile", "email", "é", "Z", "\x00", "😀", "\uffff", "\u2028", "", "external_id"]
+    document = {key: value for key in keys}
+    assert outcome(sorted_ascii_json, document) == outcome(sorted_compact_json, document)
+
+
 def test_another_transcoder_is_used_as_it_is() -> None:
     # A transcoder whose datetimes are not the library's ISO strings writes them its own way.
     class Stamp(DatetimeAsISO):
@@ -241,3 +257,11 @@ SNAPSHOT_STATE = st.dictionaries(
 def test_snapshot_states_are_written_as_json_dumps_writes_them(state: dict[str, Any]) -> None:
     document = {"format": 1, "latest": "2024-01-01T00:00:00+00:00", "state": state}
     assert outcome(ascii_json, document) == outcome(compact_json, document)
+
+
+@settings(max_examples=400)
+@given(st.dictionaries(TEXT, TEXT | st.none() | st.integers(), max_size=6))
+def test_sealed_identifiers_are_written_as_json_dumps_sorts_them(
+    identifiers: dict[str, Any],
+) -> None:
+    assert outcome(sorted_ascii_json, identifiers) == outcome(sorted_compact_json, identifiers)
