@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
 from eventsourcing.persistence import StoredEvent
 
@@ -35,6 +36,11 @@ from domain.snapshots import encode_snapshot
 
 Clock = Callable[[], datetime]
 """The recording time of the next event (UTC)."""
+
+# Outcomes are frozen: one object each for every duplicate, and every recorded event until
+# its position is known
+_DUPLICATE: Final = Outcome("duplicate")
+_RECORDED: Final = Outcome("recorded")
 
 
 @dataclass(frozen=True)
@@ -80,7 +86,7 @@ def record_batch(
             quarantine.append(row)
             outcomes.append(_quarantined(row))
         elif item is None:
-            outcomes.append(Outcome("duplicate"))
+            outcomes.append(_DUPLICATE)
         else:
             standing = standings[membership_id(item.key)]
             timestamp = pipeline.clock()
@@ -89,7 +95,7 @@ def record_batch(
                 pipeline.encoder.encode(item.kind, standing.membership_id, standing.version, values)
             )
             inbox.append((standing, standing.version, item, timestamp))
-            outcomes.append(Outcome("recorded"))
+            outcomes.append(_RECORDED)
     changed = [s for s in standings.values() if s.changed]
     tips |= store.chain_tips(
         [(s.membership_id, s.stored_version) for s in changed if s.membership_id not in tips]
