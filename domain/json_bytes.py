@@ -56,7 +56,7 @@ class LibraryJSON:
             return None
         try:
             return orjson.dumps(self._plain(obj))
-        except (_NotPlainError, orjson.JSONEncodeError):
+        except (_NotPlainError, orjson.JSONEncodeError, RecursionError):
             return None
 
     def _plain(self, value: Any) -> Any:
@@ -89,7 +89,7 @@ def ascii_json(obj: dict[str, Any], *, sort_keys: bool = False) -> str:
     order of their code points, which is how Python sorts them.)"""
     try:
         text = orjson.dumps(_ascii_plain(obj), option=orjson.OPT_SORT_KEYS if sort_keys else None)
-    except (_NotPlainError, orjson.JSONEncodeError):
+    except (_NotPlainError, orjson.JSONEncodeError, RecursionError):
         return json.dumps(obj, separators=(",", ":"), sort_keys=sort_keys)
     # json escapes (ensure_ascii) every character beyond "~" that orjson writes as it is
     if text.isascii() and b"\x7f" not in text:

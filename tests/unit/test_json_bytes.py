@@ -129,6 +129,18 @@ def test_event_json_is_the_library_transcoders(value: Any) -> None:
     assert outcome(FAST.encode, wrapped) == outcome(TRANSCODER.encode, wrapped)
 
 
+def test_a_value_that_holds_itself_fails_as_the_json_module_fails() -> None:
+    # A list inside itself (beside a datetime, so the fast path walks into it).
+    looped: list[Any] = [datetime(2024, 1, 1, tzinfo=UTC)]
+    looped.append(looped)
+    assert (
+        outcome(FAST.encode, looped) == outcome(TRANSCODER.encode, looped) == ("error", ValueError)
+    )
+    document = {"state": {"v": 1}}
+    document["state"]["self"] = document
+    assert outcome(ascii_json, document) == outcome(compact_json, document) == ("error", ValueError)
+
+
 def test_the_values_of_events_take_the_fast_path() -> None:
     # An event's values as the pipeline folds them are written by orjson, not the fallback...
     at = datetime(2023, 1, 1, 18, 57, 30, 851000, tzinfo=UTC)
