@@ -7,10 +7,10 @@ events, inbox, snapshots, new customer keys, quarantine and resolutions in one t
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
 from eventsourcing.persistence import StoredEvent
 
@@ -36,6 +36,11 @@ from domain.snapshots import encode_snapshot
 
 Clock = Callable[[], datetime]
 """The recording time of the next event (UTC)."""
+
+# Outcomes are frozen: one object each for every duplicate, and every recorded event until
+# its position is known
+_DUPLICATE: Final = Outcome("duplicate")
+_RECORDED: Final = Outcome("recorded")
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ def record_batch(
     outcomes: list[Outcome] = []
     quarantine: list[QuarantineRow] = []
     events: list[StoredEvent] = []
-    inbox: list[tuple[Standing, InboxRow]] = []
+    inbox: list[tuple[Standing, int, Notification, datetime]] = []
     for raw, item in zip(payloads, decisions, strict=True):
         if isinstance(item, InvalidNotificationError):
             row = QuarantineRow(
@@ -81,7 +86,7 @@ def record_batch(
             quarantine.append(row)
             outcomes.append(_quarantined(row))
         elif item is None:
-            outcomes.append(Outcome("duplicate"))
+            outcomes.append(_DUPLICATE)
         else:
             standing = standings[membership_id(item.key)]
             timestamp = pipeline.clock()
@@ -89,8 +94,8 @@ def record_batch(
             events.append(
                 pipeline.encoder.encode(item.kind, standing.membership_id, standing.version, values)
             )
-            inbox.append((standing, _inbox_row(standing, item, timestamp)))
-            outcomes.append(Outcome("recorded"))
+            inbox.append((standing, standing.version, item, timestamp))
+            outcomes.append(_RECORDED)
     changed = [s for s in standings.values() if s.changed]
     tips |= store.chain_tips(
         [(s.membership_id, s.stored_version) for s in changed if s.membership_id not in tips]
@@ -99,7 +104,12 @@ def record_batch(
     positions = store.insert_events(
         events,
         **views,
-        inbox=[_chained(row, tips.get(standing.membership_id, GENESIS)) for standing, row in inbox],
+        inbox=[
+            _inbox_row(
+                standing, version, item, timestamp, tips.get(standing.membership_id, GENESIS)
+            )
+            for standing, version, item, timestamp in inbox
+        ],
         snapshots=[
             SnapshotRow(s.membership_id, s.version, encode_snapshot(s.snapshot)) for s in changed
         ],
@@ -141,21 +151,24 @@ def _folded(standing: Standing) -> FoldedRow:
     return FoldedRow(standing.membership_id, standing.state, tuple(standing.events[-recorded:]))
 
 
-def _inbox_row(standing: Standing, notification: Notification, timestamp: datetime) -> InboxRow:
-    """The event's inbox row; its previous hash is filled in once the batch is folded."""
+def _inbox_row(
+    standing: Standing,
+    version: int,
+    notification: Notification,
+    timestamp: datetime,
+    previous_hash: str,
+) -> InboxRow:
+    """The inbox row of the event at ``version``, made once the batch is folded (when the
+    membership's chain tip before the batch, its previous hash, is known)."""
     return InboxRow(
         membership_id=standing.membership_id,
-        version=standing.version,
+        version=version,
         org_id=notification.org_id,
         customer_id=notification.customer_id,
         partner_program_id=notification.partner_program_id,
-        previous_hash="",
+        previous_hash=previous_hash,
         fingerprint=notification.fingerprint,
         event_id=notification.event_id,
         occurred_at_ms=int(notification.occurred_at.timestamp() * 1000),
         recorded_at_us=int(timestamp.timestamp() * 1_000_000),
     )
-
-
-def _chained(row: InboxRow, previous_hash: str) -> InboxRow:
-    return dataclasses.replace(row, previous_hash=previous_hash)

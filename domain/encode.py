@@ -1,9 +1,10 @@
 """The encode stage: stored events made directly from an event's values.
 
 The bytes, topic and ``class_version`` are exactly what the library's mapper writes for the
-same `PartnerMembership` event object (the same transcoder, the fields in the event class's
-own order), so the library reads, upcasts and projects them unchanged. The ledger refuses a
-compressor or a cipher at start-up (`domain.library_settings`); the encoder refuses them too.
+same `PartnerMembership` event object (the transcoder's bytes, written cheaper by
+`domain.json_bytes`; the fields in the event class's own order), so the library reads, upcasts
+and projects them unchanged. The ledger refuses a compressor or a cipher at start-up
+(`domain.library_settings`); the encoder refuses them too.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import dataclasses
 from typing import Any, Final
 from uuid import UUID
 
-from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
+from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.utils import get_topic
 
 from domain.errors import ConfigurationError
+from domain.json_bytes import LibraryJSON
 from domain.membership import PartnerMembership
 from domain.notifications import Kind
 
@@ -36,7 +38,7 @@ class EventEncoder:
             raise ConfigurationError(
                 "the ledger encodes stored events as plain JSON: it cannot compress or encrypt them"
             )
-        self.transcoder: Transcoder = mapper.transcoder
+        self.json = LibraryJSON(mapper.transcoder)
         self.layouts = {
             kind: (
                 get_topic(cls),
@@ -59,5 +61,5 @@ class EventEncoder:
             originator_id=membership_id,
             originator_version=version,
             topic=topic,
-            state=self.transcoder.encode(state),
+            state=self.json.encode(state),
         )

@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import Any, Final
 from uuid import UUID
 
+from domain.json_bytes import ascii_json
 from domain.state import MembershipState, Snapshot, Status
 
 FORMAT: Final = 1
@@ -27,9 +28,8 @@ def encode_snapshot(snapshot: Snapshot) -> str:
         name: value.isoformat() if isinstance(value, date) else value
         for name, value in zip(MembershipState._fields, snapshot.state, strict=True)
     }
-    return json.dumps(
-        {"format": FORMAT, "latest": snapshot.latest_occurrence.isoformat(), "state": state},
-        separators=(",", ":"),
+    return ascii_json(
+        {"format": FORMAT, "latest": snapshot.latest_occurrence.isoformat(), "state": state}
     )
 
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from domain.json_bytes import ascii_json
 from domain.rows import CustomerKeyRow, Sealed
 from infrastructure.dbapi import Datastore
 from infrastructure.ledger_queries.base import QueryBase
@@ -107,7 +108,7 @@ class IdentifierVault:
 
 def _encrypt(cipher: AESGCM, org: int, customer: int, identifiers: dict[str, str]) -> str:
     nonce = os.urandom(12)
-    plaintext = json.dumps(identifiers, sort_keys=True, separators=(",", ":")).encode()
+    plaintext = ascii_json(identifiers, sort_keys=True).encode()
     sealed = cipher.encrypt(nonce, plaintext, f"{org}/{customer}".encode())
     return PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode()
 
