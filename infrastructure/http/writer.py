@@ -34,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from domain.errors import LedgerError, StorageUnavailableError, first_line
 from domain.ledger import ConcurrencyError, Outcome
@@ -41,6 +42,8 @@ from infrastructure.storage_errors import STORAGE_ERRORS
 
 Receive = Callable[[Sequence[bytes]], list[Outcome]]
 GroupObserver = Callable[[int, float], None]
+Answers = tuple[list[asyncio.Future[Outcome]], list[Outcome]]
+T = TypeVar("T")
 
 # Not committed, for the database's reasons (not a bug in one payload): retry later.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -109,6 +112,11 @@ class GroupCommitWriter:
         self._task: asyncio.Task[None] | None = None
         self._waiting: set[asyncio.Future[Outcome]] = set()
         self._closed = False
+
+    @property
+    def queued(self) -> int:
+        """Payloads queued that the writer has not taken into a group yet."""
+        return self._queue.qsize()
 
     def start(self) -> None:
         self._thread.start()
@@ -180,7 +188,9 @@ class GroupCommitWriter:
                 group.append(item)
             group = [item for item in group if not item.future.done()]
             if group:
-                await self._on_writer_thread(functools.partial(self._commit, group, loop))
+                answers = await self._on_writer_thread(functools.partial(self._commit, group, loop))
+                if answers is not None:  # answered here, so none of those senders has sent
+                    _resolve(*answers)  # again before the wait below counts what is queued
             if len(group) > 1 and not stopping:
                 await self._gather(len(group))
 
@@ -195,25 +205,28 @@ class GroupCommitWriter:
         finally:
             self._wanted = 0
 
-    async def _on_writer_thread(self, job: Callable[[], None]) -> None:
+    async def _on_writer_thread(self, job: Callable[[], T]) -> T | None:
+        """What ``job`` returns, run on the writer thread (None if it raised)."""
         loop = asyncio.get_running_loop()
-        finished = loop.create_future()
+        finished: asyncio.Future[T | None] = loop.create_future()
 
         def run() -> None:
+            result = None
             try:
-                job()
+                result = job()
             finally:
-                _notify(loop, _resolve_none, finished)
+                _notify(loop, _resolve_with, finished, result)
 
         self._jobs.put(run)
-        await finished
+        return await finished
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
             job()
 
-    def _commit(self, group: list[_Pending], loop: asyncio.AbstractEventLoop) -> None:
-        """On the writer thread: one transaction for the group, then wake its requests."""
+    def _commit(self, group: list[_Pending], loop: asyncio.AbstractEventLoop) -> Answers | None:
+        """On the writer thread: one transaction for the group; the outcomes to give its
+        requests (None: each was already given its error or outcome here)."""
         started = time.perf_counter()
         try:
             outcomes = self._receive([item.payload for item in group])
@@ -221,19 +234,20 @@ class GroupCommitWriter:
             logger.warning("commit of %d notifications failed: %s", len(group), first_line(error))
             for item in group:
                 _notify(loop, _fail, item.future, error)
-            return
+            return None
         except Exception as error:
             if len(group) == 1:
                 logger.exception("a notification could not be processed")
                 _notify(loop, _fail, group[0].future, error)
-                return
+                return None
             for item in group:
-                self._commit([item], loop)
-            return
+                if (answers := self._commit([item], loop)) is not None:
+                    _notify(loop, _resolve, *answers)
+            return None
         if self._on_group is not None:
             self._on_group(len(group), time.perf_counter() - started)
-        # One wake-up of the loop for the whole group, not one per request.
-        _notify(loop, _resolve, [item.future for item in group], outcomes)
+        # Given by the writer task when it wakes: one wake-up of the loop for the whole group.
+        return [item.future for item in group], outcomes
 
 
 def _resolve(futures: list[asyncio.Future[Outcome]], outcomes: list[Outcome]) -> None:
@@ -248,9 +262,9 @@ def _notify(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *arg
         loop.call_soon_threadsafe(callback, *args)
 
 
-def _resolve_none(future: asyncio.Future[None]) -> None:
+def _resolve_with(future: asyncio.Future[T], result: T) -> None:
     if not future.done():
-        future.set_result(None)
+        future.set_result(result)
 
 
 def _fail(future: asyncio.Future[Outcome], error: BaseException) -> None:
