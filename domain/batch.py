@@ -62,10 +62,12 @@ def record_batch(
     *,
     use_snapshots: bool,
     update_views: bool = False,
+    sources: Sequence[str | None] | None = None,
 ) -> list[Outcome]:
     """The batch in one transaction; one outcome per payload, in order. With
     ``update_views``, the recorder is also given each changed membership's folded state, to
-    bring the views that stand at the log's head along in the same transaction."""
+    bring the views that stand at the log's head along in the same transaction. ``sources``:
+    where each payload came from, kept with the quarantine entries, in the same transaction."""
     store = pipeline.store
     decisions = classify_batch(store, parsed)
     accepted = [item for item in decisions if isinstance(item, Notification)]
@@ -78,10 +80,12 @@ def record_batch(
     quarantine: list[QuarantineRow] = []
     events: list[StoredEvent] = []
     inbox: list[tuple[Standing, int, Notification, datetime]] = []
-    for raw, item in zip(payloads, decisions, strict=True):
+    origins = sources if sources is not None else [None] * len(payloads)
+    for raw, item, source in zip(payloads, decisions, origins, strict=True):
         if isinstance(item, InvalidNotificationError):
+            receipt = resolving is None
             row = QuarantineRow(
-                quarantine_id(raw), raw, item.reason, item.detail, received_at_us, resolving is None
+                quarantine_id(raw), raw, item.reason, item.detail, received_at_us, receipt, source
             )
             quarantine.append(row)
             outcomes.append(_quarantined(row))

@@ -117,17 +117,9 @@ class Ledger(Application[UUID]):
             sources = [sources] * len(payloads)
         elif len(sources) != len(payloads):
             raise ValueError("one source per payload")
-        outcomes = self._record_locked(Batch(payloads, parsed, received, update_views=update_views))
-        # Where each quarantined payload came from, noted once the batch has committed (the
-        # entry and its bytes are in that commit; a crash before this leaves the source unknown).
-        found = {
-            outcome.quarantine_id: source
-            for outcome, source in zip(outcomes, sources, strict=True)
-            if outcome.quarantine_id and source
-        }
-        if found:
-            self.store.keep_sources(found)
-        return outcomes
+        return self._record_locked(
+            Batch(payloads, parsed, received, update_views=update_views, sources=sources)
+        )
 
     def _record_locked(self, batch: Batch) -> list[Outcome]:
         if self._attempts is None:

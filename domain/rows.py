@@ -70,6 +70,7 @@ class QuarantineRow:
     detail: str
     received_at_us: int
     is_receipt: bool = True
+    source: str | None = None  # where it came from (a file, the webhook); the first kept
 
 
 @dataclass(frozen=True)

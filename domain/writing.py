@@ -47,14 +47,15 @@ class Attempts(Protocol):
 @dataclass(frozen=True)
 class Batch:
     """Payloads recorded together: their parse results, when they were received, (for a
-    replay) the quarantine entry each one resolves, and whether the views that stand at the
-    log's head move with it (`domain.batch.record_batch`)."""
+    replay) the quarantine entry each one resolves, whether the views that stand at the
+    log's head move with it (`domain.batch.record_batch`), and where each one came from."""
 
     payloads: Sequence[bytes]
     parsed: Sequence[Notification | InvalidNotificationError]
     received_at_us: int
     resolving: Sequence[str] | None = None
     update_views: bool = False
+    sources: Sequence[str | None] | None = None  # where each came from, for the quarantine
 
     def halves(self) -> list[Batch]:
         middle = len(self.payloads) // 2
@@ -65,6 +66,7 @@ class Batch:
                 self.received_at_us,
                 None if self.resolving is None else self.resolving[half],
                 self.update_views,
+                None if self.sources is None else self.sources[half],
             )
             for half in (slice(0, middle), slice(middle, None))
         ]
@@ -107,5 +109,6 @@ class BatchWriter:
                 batch.resolving,
                 use_snapshots=attempt < TRUST_SNAPSHOTS_ATTEMPTS,
                 update_views=batch.update_views,
+                sources=batch.sources,
             )
         )

@@ -1,4 +1,4 @@
-"""The quarantine's reads and its two small writes (sources, drops), and the counts."""
+"""The quarantine's reads, its one small write (drops), and the counts."""
 
 from __future__ import annotations
 
@@ -37,17 +37,6 @@ class QuarantineQueries(QueryBase[D]):
             ):
                 found[row["id"]] = bytes(row["raw"])
         return found
-
-    def keep_sources(self, sources: dict[str, str]) -> None:
-        """Note where quarantine entries came from; the first source known stays."""
-        with self.datastore.transaction(commit=True) as curs:
-            for qid, source in sources.items():
-                curs.execute(
-                    self.sql(
-                        "UPDATE ledger_quarantine SET source = %s WHERE id = %s AND source IS NULL"
-                    ),
-                    (source, qid),
-                )
 
     def drop_quarantined(self, ids: Sequence[str], *, why: str, at_us: int) -> list[str]:
         """Close open entries as dropped, with why and when; their bytes stay. Returns the

@@ -119,8 +119,11 @@ class LedgerTables(LedgerQueries[D], Generic[D, C]):
             curs.execute(
                 self.sql(
                     "INSERT INTO ledger_quarantine (id, raw, reason, detail, received_at_us, "
-                    "last_received_at_us, times_received) VALUES (%s, %s, %s, %s, %s, %s, 1) "
+                    "last_received_at_us, times_received, source) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, 1, %s) "
                     "ON CONFLICT (id) DO UPDATE SET reason = excluded.reason, "
+                    # The first source known stays.
+                    "source = COALESCE(ledger_quarantine.source, excluded.source), "
                     "detail = excluded.detail, resolved_at_us = NULL, resolution = NULL, "
                     # A replay is not a receipt: only a new delivery moves these two.
                     "last_received_at_us = CASE WHEN %s = 1 THEN excluded.last_received_at_us "
@@ -134,6 +137,7 @@ class LedgerTables(LedgerQueries[D], Generic[D, C]):
                     row.detail,
                     row.received_at_us,
                     row.received_at_us,
+                    row.source,
                     1 if row.is_receipt else 0,
                     1 if row.is_receipt else 0,
                 ),

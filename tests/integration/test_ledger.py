@@ -143,6 +143,32 @@ def test_replay_keeps_what_still_fails_in_quarantine(ledger: Ledger) -> None:
     assert entry["times_received"] == 1
 
 
+def test_a_quarantine_entry_keeps_the_first_source_it_came_from(ledger: Ledger) -> None:
+    # Given a bad payload received from a file, among good ones
+    good = encode(UPDATE)
+    outcomes = ledger.receive([b"{broken", good], sources=["a.jsonl", "a.jsonl"])
+    qid = outcomes[0].quarantine_id
+    # Then its entry names that file, written with it in the batch's transaction
+    (entry,) = ledger.store.quarantined()
+    assert (entry["id"], entry["source"]) == (qid, "a.jsonl")
+    # And when it comes again from elsewhere, or without a source, or is replayed...
+    ledger.receive([b"{broken"], sources="b.jsonl")
+    ledger.receive([b"{broken"])
+    ledger.replay_quarantined()
+    # ...the first source known stays
+    (entry,) = ledger.store.quarantined()
+    assert (entry["source"], entry["times_received"]) == ("a.jsonl", 3)
+
+
+def test_a_quarantine_entry_first_received_without_a_source_takes_the_next_one(
+    ledger: Ledger,
+) -> None:
+    ledger.receive([b"{broken"])
+    ledger.receive([b"{broken"], sources="HTTP delivery")
+    (entry,) = ledger.store.quarantined()
+    assert entry["source"] == "HTTP delivery"
+
+
 def test_history_lists_events_in_recording_order_with_late_arrivals(ledger: Ledger) -> None:
     link = json.loads(encode(UPDATE))
     link.update(eventName="partnerProgramLinked", eventId="link-1", createdAt=1622457000000)
