@@ -135,25 +135,16 @@ class PostgresLedgerRecorder(
         serializes the inserts, but each writer reads (duplicates, snapshots) before it; two
         service workers recording deliveries for the same memberships would keep losing
         that race to each other and retrying. Session-level: released if the process dies.
-        Waited for at most the lock timeout (`LockNotAvailable` then), not forever."""
-        wait = f"{max(int(self.datastore.lock_timeout), 1)}s"
+        Waited for at most the lock timeout (`LockNotAvailable` then), not forever. Two
+        round trips: `take_writer_lock`, and the unlock (a broken connection has released
+        it already)."""
         with self.datastore.get_connection() as conn:
-            conn.execute(
-                "SELECT set_config('lock_timeout', %s, false), "
-                "set_config('statement_timeout', %s, false)",
-                (wait, wait),
-            )
-            try:
-                conn.execute("SELECT pg_advisory_lock(%s)", (WRITER_LOCK,))
-            finally:
-                with suppress(psycopg.Error):  # pooled: the next user gets the defaults back
-                    conn.execute("RESET lock_timeout")
-                    conn.execute("RESET statement_timeout")
+            conn.execute(take_writer_lock(self.datastore.lock_timeout))
             try:
                 yield
             finally:
-                with suppress(psycopg.Error):  # a broken connection has released it already
-                    conn.execute("SELECT pg_advisory_unlock(%s)", (WRITER_LOCK,))
+                with suppress(psycopg.Error):
+                    conn.execute(SQL("SELECT pg_advisory_unlock({0})").format(WRITER_LOCK))
 
     @contextmanager
     def reading(self) -> Iterator[Cursor[DictRow]]:
@@ -267,3 +258,13 @@ class PostgresLedgerRecorder(
                 f"%b::{types[1]}[]))",
                 [[a for a, _ in pairs], [b for _, b in pairs]],
             )
+
+
+def take_writer_lock(lock_timeout: float) -> Composed:
+    """The writers' lock in one simple-query message, one implicit transaction. PostgreSQL
+    reads ``lock_timeout`` when a wait begins, so the SET bounds the lock's wait (a refusal
+    rolls the SET back); taken, the RESET gives the pooled connection its default back."""
+    wait = f"{max(int(lock_timeout), 1)}s"
+    return SQL("SET lock_timeout = {0}; SELECT pg_advisory_lock({1}); RESET lock_timeout").format(
+        Literal(wait), WRITER_LOCK
+    )
