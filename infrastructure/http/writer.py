@@ -8,7 +8,7 @@ committed, while under load the database does one commit per group instead of on
 
 Under concurrency the senders just answered are about to send again: after a group of several,
 the writer waits up to ``group_wait`` seconds for as many new deliveries as it answered (ending
-as soon as they are queued, or the group is full). Each group pays a fixed cost of about 40
+as soon as they are queued, or the group is full). Each group pays a fixed cost of about 20
 round trips to the database, so taking both halves of the senders at once instead of
 alternating between them nearly doubles the deliveries per commit for a few milliseconds. A
 lone delivery (the last group had one) is still committed at once.

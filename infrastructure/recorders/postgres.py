@@ -28,7 +28,7 @@ from infrastructure.recorders.tables import (
     LedgerTables,
 )
 from infrastructure.storage_errors import LIBRARY_TRANSIENT_ERRORS, refused
-from infrastructure.views.inline import InlineViews
+from infrastructure.views.inline import LIVE, InlineViews, live_generations
 from infrastructure.views.postgres import PostgresViewStorage
 
 EVENT_COLUMNS = ("originator_id", "originator_version", "topic", "state", "notification_id")
@@ -54,10 +54,10 @@ class PostgresLedgerRecorder(
             "SELECT nextval(pg_get_serial_sequence({table}, 'notification_id')) AS id "
             "FROM generate_series(1, %s) ORDER BY id"
         ).format(table=Literal(f"{self.datastore.schema}.{events_table_name}"))
-        # The log's last position before a batch: read under the table lock, so committed.
+        # The log's last position before a batch: read under the table lock (so committed)
+        # before the batch's rows are sent.
         self.previous_position = SQL(
-            "SELECT COALESCE(MAX(notification_id), 0) AS previous FROM {table} "
-            "WHERE notification_id < %s"
+            "SELECT COALESCE(MAX(notification_id), 0) AS previous FROM {table}"
         ).format(table=Identifier(events_table_name))
         self._inline_views: InlineViews[Cursor[DictRow]] | None = None
 
@@ -86,15 +86,27 @@ class PostgresLedgerRecorder(
         """What the library's insert does (its table lock and NOTIFY, ids from the table's
         own sequence, in order), with the events and the inbox sent by binary COPY. The
         statements before the COPY go in one pipeline: deadline, keys, quarantine and
-        resolutions (before the lock, as every writer takes them), the lock, NOTIFY, ids."""
+        resolutions (before the lock, as every writer takes them), the lock, NOTIFY, for the
+        inline views the log's last position and the live views, then the ids."""
         notification_ids: list[int] | None = None
-        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+        folded: Sequence[Any] = rows.get("folded") or ()
+        inline = bool(folded and stored_events)
+        with (
+            self.datastore.get_connection() as conn,
+            conn.transaction(),
+            conn.cursor() as curs,
+            conn.cursor() as before,  # for the inline views: the log's last position, views
+            conn.cursor() as live,
+        ):
             with conn.pipeline() as pipeline:
                 try:
                     self._insert_events(curs, stored_events, **rows)
                     if stored_events:
                         self._lock_table(curs)
                         self._notify_channel(curs)
+                        if inline:  # under the table lock and before our rows: committed
+                            before.execute(self.previous_position)
+                            live.execute(LIVE)
                         curs.execute(self.next_ids, (len(stored_events),), prepare=False)
                     pipeline.sync()
                     if stored_events:
@@ -116,16 +128,15 @@ class PostgresLedgerRecorder(
                 )
             tips = self._write_inbox(curs, rows.get("inbox", ()), stored_events)
             self._write_snapshots(curs, rows.get("snapshots", ()), tips)
-            folded = rows.get("folded")
-            if folded and notification_ids:
-                curs.execute(self.previous_position, (notification_ids[0],))
-                row = curs.fetchone()
+            if inline and notification_ids:
+                row = before.fetchone()
                 self.inline_views().write(
                     curs,
                     previous=row["previous"] if row else 0,
                     stored_events=stored_events,
                     notification_ids=notification_ids,
                     folded=folded,
+                    live=live_generations(live.fetchall()),
                 )
         return notification_ids
 

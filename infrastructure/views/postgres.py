@@ -102,10 +102,30 @@ class PostgresViewStore(SQLViewStore[Cursor[DictRow]]):
             for row in rows:
                 copy.write_row(row)
 
+    def move_or_fail(
+        self,
+        cursor: Cursor[DictRow],
+        view: View,
+        generation: Generation,
+        *,
+        expected: int,
+        new: int,
+        require_state: str | None = None,
+    ) -> None:
+        """One statement that fails (division by zero) when nothing moved: in a pipeline,
+        nothing to wait for."""
+        cursor.execute(
+            "WITH moved AS (UPDATE projection_generations SET position = %s "
+            "WHERE view = %s AND generation = %s AND position = %s "
+            "AND state = COALESCE(%s, state) RETURNING 1) SELECT 1 / count(*) FROM moved",
+            (new, view.name, generation.number, expected, require_state),
+        )
+
     @contextmanager
     def savepoint(self, cursor: Cursor[DictRow]) -> Iterator[None]:
+        """Two round trips: SAVEPOINT goes with the block's statements, RELEASE after."""
         connection = cursor.connection
-        with connection.transaction(), connection.pipeline() as pipeline:
+        with connection.pipeline() as pipeline, connection.transaction():
             yield
             pipeline.sync()  # the block's errors are raised here, inside the savepoint
 

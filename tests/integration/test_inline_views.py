@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import DataError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from domain.errors import PositionConflictError
 from domain.ledger import Ledger
 from domain.services import Recording
 from infrastructure.settings import Settings
@@ -169,3 +171,24 @@ def test_a_view_whose_update_fails_leaves_the_events_committed_and_is_caught_up_
     assert positions(projector) == dict.fromkeys(VIEWS, head)
     assert {row["dead_letters"] for row in projector.status()} == {0}
     assert_no_rebuild_changes(projector)
+
+
+def test_a_view_moved_since_it_was_read_fails_the_strict_move_and_keeps_its_position(
+    ledger: Ledger,
+) -> None:
+    # Given the views built on an empty log (position 0)
+    projector = Projector(ledger)
+    projector.catch_up()
+    store = ledger.recorder.inline_views().store  # type: ignore[attr-defined]
+    generation = store.live(EXPIRY)
+    assert generation is not None and generation.position == 0
+    # When the inline writer expects it elsewhere (another writer moved it), the strict move
+    # fails its transaction instead of moving it
+    refusals = (PositionConflictError, DataError)  # SQLite's check, PostgreSQL's statement
+    with pytest.raises(refusals), store.transaction() as cursor:
+        store.move_or_fail(cursor, EXPIRY, generation, expected=5, new=9, require_state="live")
+    assert positions(projector)[EXPIRY.name] == 0
+    # And where it does stand, the strict move moves it
+    with store.transaction() as cursor:
+        store.move_or_fail(cursor, EXPIRY, generation, expected=0, new=9, require_state="live")
+    assert positions(projector)[EXPIRY.name] == 9

@@ -110,14 +110,13 @@ def test_a_writer_whose_connection_broke_while_it_wrote_goes_on(
     recorder: PostgresLedgerRecorder, postgres_url: str
 ) -> None:
     # Given a writer holding the lock whose session is ended under it (an outage)
-    with recorder.writing():
-        with psycopg.connect(postgres_url, autocommit=True) as admin:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_locks l JOIN pg_database d "
-                "ON d.oid = l.database WHERE d.datname = current_database() "
-                "AND locktype = 'advisory' AND (classid::bigint << 32) + objid::bigint = %s",
-                (WRITER_LOCK,),
-            )
+    with recorder.writing(), psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks l JOIN pg_database d "
+            "ON d.oid = l.database WHERE d.datname = current_database() "
+            "AND locktype = 'advisory' AND (classid::bigint << 32) + objid::bigint = %s",
+            (WRITER_LOCK,),
+        )
     # Then leaving it raised nothing; the lock went with the session, and the next writer
     # takes it
     assert holders(postgres_url) == 0
