@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 from eventsourcing.persistence import PersistenceError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from psycopg import Cursor
+from psycopg import Cursor, pq
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
@@ -138,6 +138,10 @@ class PostgresLedgerRecorder(
                     folded=folded,
                     live=live_generations(live.fetchall()),
                 )
+            if conn.pgconn.status != pq.ConnStatus.OK:
+                # A view's failure was the connection's, and psycopg leaves a transaction on a
+                # lost connection without committing and without a word.
+                raise psycopg.OperationalError("the connection was lost before the commit")
         return notification_ids
 
     @contextmanager

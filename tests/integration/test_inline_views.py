@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from domain.errors import PositionConflictError
 from domain.ledger import Ledger
 from domain.services import Recording
+from infrastructure.http.writer import TRANSIENT_ERRORS
 from infrastructure.settings import Settings
 from infrastructure.wiring import open_ledger
 from projections.runner import Projector
@@ -192,3 +193,28 @@ def test_a_view_moved_since_it_was_read_fails_the_strict_move_and_keeps_its_posi
     with store.transaction() as cursor:
         store.move_or_fail(cursor, EXPIRY, generation, expected=0, new=9, require_state="live")
     assert positions(projector)[EXPIRY.name] == 9
+
+
+def test_a_view_that_loses_the_connection_fails_the_batch_instead_of_answering_uncommitted(
+    postgres_url: str,
+) -> None:
+    # Given a ledger whose expiry view ends its own session when a row is written to it (an
+    # outage in the middle of the inline views)
+    with open_ledger(Settings(db=postgres_url)) as ledger:
+        projector = Projector(ledger)
+        projector.catch_up()
+        table = projector.store.live(EXPIRY).table  # type: ignore[union-attr]
+        execute(
+            projector,
+            [
+                "CREATE FUNCTION end_session() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; END $$",
+                f"CREATE TRIGGER end_session BEFORE INSERT ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION end_session()",
+            ],
+        )
+        # When a batch is recorded, it fails as the webhook's transient errors do (a 429, sent
+        # again later), instead of being answered as recorded: nothing was committed
+        with pytest.raises(TRANSIENT_ERRORS, match="connection"):
+            Recording(ledger).record(generated(5, seed=3))
+        assert projector.last_position() == 0
