@@ -165,7 +165,6 @@ class GroupCommitWriter:
         self._jobs.put(None)
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         stopping = False
         while not stopping:
             first = await self._queue.get()
@@ -180,7 +179,7 @@ class GroupCommitWriter:
                 group.append(item)
             group = [item for item in group if not item.future.done()]
             if group:
-                await self._on_writer_thread(functools.partial(self._commit, group, loop))
+                await self._on_writer_thread(functools.partial(self._commit, group))
             if len(group) > 1 and not stopping:
                 await self._gather(len(group))
 
@@ -195,15 +194,19 @@ class GroupCommitWriter:
         finally:
             self._wanted = 0
 
-    async def _on_writer_thread(self, job: Callable[[], None]) -> None:
+    async def _on_writer_thread(self, job: Callable[[], Callable[[], None]]) -> None:
+        """``job`` on the writer thread. The answers it returns are given in the same call
+        into the loop that wakes this task, after it: the writer is back at the queue before
+        the senders it answered can send again, whatever the threads' timing."""
         loop = asyncio.get_running_loop()
         finished = loop.create_future()
 
         def run() -> None:
+            answer: Callable[[], None] | None = None
             try:
-                job()
+                answer = job()
             finally:
-                _notify(loop, _resolve_none, finished)
+                _notify(loop, _finish, finished, answer)
 
         self._jobs.put(run)
         await finished
@@ -212,28 +215,24 @@ class GroupCommitWriter:
         while (job := self._jobs.get()) is not None:
             job()
 
-    def _commit(self, group: list[_Pending], loop: asyncio.AbstractEventLoop) -> None:
-        """On the writer thread: one transaction for the group, then wake its requests."""
+    def _commit(self, group: list[_Pending]) -> Callable[[], None]:
+        """On the writer thread: one transaction for the group; returns its answers."""
         started = time.perf_counter()
+        futures = [item.future for item in group]
         try:
             outcomes = self._receive([item.payload for item in group])
         except TRANSIENT_ERRORS as error:
             logger.warning("commit of %d notifications failed: %s", len(group), first_line(error))
-            for item in group:
-                _notify(loop, _fail, item.future, error)
-            return
+            return functools.partial(_fail_all, futures, error)
         except Exception as error:
             if len(group) == 1:
                 logger.exception("a notification could not be processed")
-                _notify(loop, _fail, group[0].future, error)
-                return
-            for item in group:
-                self._commit([item], loop)
-            return
+                return functools.partial(_fail_all, futures, error)
+            return functools.partial(_answer_all, [self._commit([item]) for item in group])
         if self._on_group is not None:
             self._on_group(len(group), time.perf_counter() - started)
         # One wake-up of the loop for the whole group, not one per request.
-        _notify(loop, _resolve, [item.future for item in group], outcomes)
+        return functools.partial(_resolve, futures, outcomes)
 
 
 def _resolve(futures: list[asyncio.Future[Outcome]], outcomes: list[Outcome]) -> None:
@@ -248,9 +247,21 @@ def _notify(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *arg
         loop.call_soon_threadsafe(callback, *args)
 
 
-def _resolve_none(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+def _finish(finished: asyncio.Future[None], answer: Callable[[], None] | None) -> None:
+    if not finished.done():
+        finished.set_result(None)
+    if answer is not None:
+        answer()
+
+
+def _answer_all(answers: list[Callable[[], None]]) -> None:
+    for answer in answers:
+        answer()
+
+
+def _fail_all(futures: list[asyncio.Future[Outcome]], error: BaseException) -> None:
+    for future in futures:
+        _fail(future, error)
 
 
 def _fail(future: asyncio.Future[Outcome], error: BaseException) -> None:
