@@ -8,8 +8,9 @@ batch's last notification, in the same transaction as the events. Any other gene
 left to catch-up as before: a view that is behind, one whose schema changed, and a rebuild's
 new generation (``building``), which its rebuild catches up and switches to itself.
 
-Each view is written in a savepoint of its own: if its update fails, the recorder rolls back
-to the savepoint, the events still commit, and that view stays behind for catch-up (which
+The views are written together in one savepoint; if that fails, each is written in a
+savepoint of its own: if its update fails, the recorder rolls back to that savepoint, the
+events still commit, and that view stays behind for catch-up (which
 writes dead letters as always). A follower woken by the commit then finds nothing to do.
 
 The rows are exactly catch-up's (`View.membership_rows` of the same fold), so inline rows,

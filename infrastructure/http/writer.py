@@ -8,7 +8,7 @@ committed, while under load the database does one commit per group instead of on
 
 Under concurrency the senders just answered are about to send again: after a group of several,
 the writer waits up to ``group_wait`` seconds for as many new deliveries as it answered (ending
-as soon as they are queued, or the group is full). Each group pays a fixed cost of about 40
+as soon as they are queued, or the group is full). Each group pays a fixed cost of about 20
 round trips to the database, so taking both halves of the senders at once instead of
 alternating between them nearly doubles the deliveries per commit for a few milliseconds. A
 lone delivery (the last group had one) is still committed at once.
@@ -34,7 +34,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from domain.errors import LedgerError, StorageUnavailableError, first_line
 from domain.ledger import ConcurrencyError, Outcome
@@ -42,8 +41,6 @@ from infrastructure.storage_errors import STORAGE_ERRORS
 
 Receive = Callable[[Sequence[bytes]], list[Outcome]]
 GroupObserver = Callable[[int, float], None]
-Answers = tuple[list[asyncio.Future[Outcome]], list[Outcome]]
-T = TypeVar("T")
 
 # Not committed, for the database's reasons (not a bug in one payload): retry later.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -173,7 +170,6 @@ class GroupCommitWriter:
         self._jobs.put(None)
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         stopping = False
         while not stopping:
             first = await self._queue.get()
@@ -188,9 +184,7 @@ class GroupCommitWriter:
                 group.append(item)
             group = [item for item in group if not item.future.done()]
             if group:
-                answers = await self._on_writer_thread(functools.partial(self._commit, group, loop))
-                if answers is not None:  # answered here, so none of those senders has sent
-                    _resolve(*answers)  # again before the wait below counts what is queued
+                await self._on_writer_thread(functools.partial(self._commit, group))
             if len(group) > 1 and not stopping:
                 await self._gather(len(group))
 
@@ -205,49 +199,45 @@ class GroupCommitWriter:
         finally:
             self._wanted = 0
 
-    async def _on_writer_thread(self, job: Callable[[], T]) -> T | None:
-        """What ``job`` returns, run on the writer thread (None if it raised)."""
+    async def _on_writer_thread(self, job: Callable[[], Callable[[], None]]) -> None:
+        """``job`` on the writer thread. The answers it returns are given in the same call
+        into the loop that wakes this task, after it: the writer is back at the queue before
+        the senders it answered can send again, whatever the threads' timing."""
         loop = asyncio.get_running_loop()
-        finished: asyncio.Future[T | None] = loop.create_future()
+        finished = loop.create_future()
 
         def run() -> None:
-            result = None
+            answer: Callable[[], None] | None = None
             try:
-                result = job()
+                answer = job()
             finally:
-                _notify(loop, _resolve_with, finished, result)
+                _notify(loop, _finish, finished, answer)
 
         self._jobs.put(run)
-        return await finished
+        await finished
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
             job()
 
-    def _commit(self, group: list[_Pending], loop: asyncio.AbstractEventLoop) -> Answers | None:
-        """On the writer thread: one transaction for the group; the outcomes to give its
-        requests (None: each was already given its error or outcome here)."""
+    def _commit(self, group: list[_Pending]) -> Callable[[], None]:
+        """On the writer thread: one transaction for the group; returns its answers."""
         started = time.perf_counter()
+        futures = [item.future for item in group]
         try:
             outcomes = self._receive([item.payload for item in group])
         except TRANSIENT_ERRORS as error:
             logger.warning("commit of %d notifications failed: %s", len(group), first_line(error))
-            for item in group:
-                _notify(loop, _fail, item.future, error)
-            return None
+            return functools.partial(_fail_all, futures, error)
         except Exception as error:
             if len(group) == 1:
                 logger.exception("a notification could not be processed")
-                _notify(loop, _fail, group[0].future, error)
-                return None
-            for item in group:
-                if (answers := self._commit([item], loop)) is not None:
-                    _notify(loop, _resolve, *answers)
-            return None
+                return functools.partial(_fail_all, futures, error)
+            return functools.partial(_answer_all, [self._commit([item]) for item in group])
         if self._on_group is not None:
             self._on_group(len(group), time.perf_counter() - started)
-        # Given by the writer task when it wakes: one wake-up of the loop for the whole group.
-        return [item.future for item in group], outcomes
+        # One wake-up of the loop for the whole group, not one per request.
+        return functools.partial(_resolve, futures, outcomes)
 
 
 def _resolve(futures: list[asyncio.Future[Outcome]], outcomes: list[Outcome]) -> None:
@@ -262,9 +252,21 @@ def _notify(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *arg
         loop.call_soon_threadsafe(callback, *args)
 
 
-def _resolve_with(future: asyncio.Future[T], result: T) -> None:
-    if not future.done():
-        future.set_result(result)
+def _finish(finished: asyncio.Future[None], answer: Callable[[], None] | None) -> None:
+    if not finished.done():
+        finished.set_result(None)
+    if answer is not None:
+        answer()
+
+
+def _answer_all(answers: list[Callable[[], None]]) -> None:
+    for answer in answers:
+        answer()
+
+
+def _fail_all(futures: list[asyncio.Future[Outcome]], error: BaseException) -> None:
+    for future in futures:
+        _fail(future, error)
 
 
 def _fail(future: asyncio.Future[Outcome], error: BaseException) -> None:

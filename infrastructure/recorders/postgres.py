@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 from eventsourcing.persistence import PersistenceError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from psycopg import Cursor
+from psycopg import Cursor, pq
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
@@ -28,7 +28,7 @@ from infrastructure.recorders.tables import (
     LedgerTables,
 )
 from infrastructure.storage_errors import LIBRARY_TRANSIENT_ERRORS, refused
-from infrastructure.views.inline import InlineViews
+from infrastructure.views.inline import LIVE, InlineViews, live_generations
 from infrastructure.views.postgres import PostgresViewStorage
 
 EVENT_COLUMNS = ("originator_id", "originator_version", "topic", "state", "notification_id")
@@ -54,10 +54,10 @@ class PostgresLedgerRecorder(
             "SELECT nextval(pg_get_serial_sequence({table}, 'notification_id')) AS id "
             "FROM generate_series(1, %s) ORDER BY id"
         ).format(table=Literal(f"{self.datastore.schema}.{events_table_name}"))
-        # The log's last position before a batch: read under the table lock, so committed.
+        # The log's last position before a batch: read under the table lock (so committed)
+        # before the batch's rows are sent.
         self.previous_position = SQL(
-            "SELECT COALESCE(MAX(notification_id), 0) AS previous FROM {table} "
-            "WHERE notification_id < %s"
+            "SELECT COALESCE(MAX(notification_id), 0) AS previous FROM {table}"
         ).format(table=Identifier(events_table_name))
         self._inline_views: InlineViews[Cursor[DictRow]] | None = None
 
@@ -86,15 +86,27 @@ class PostgresLedgerRecorder(
         """What the library's insert does (its table lock and NOTIFY, ids from the table's
         own sequence, in order), with the events and the inbox sent by binary COPY. The
         statements before the COPY go in one pipeline: deadline, keys, quarantine and
-        resolutions (before the lock, as every writer takes them), the lock, NOTIFY, ids."""
+        resolutions (before the lock, as every writer takes them), the lock, NOTIFY, for the
+        inline views the log's last position and the live views, then the ids."""
         notification_ids: list[int] | None = None
-        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+        folded: Sequence[Any] = rows.get("folded") or ()
+        inline = bool(folded and stored_events)
+        with (
+            self.datastore.get_connection() as conn,
+            conn.transaction(),
+            conn.cursor() as curs,
+            conn.cursor() as before,  # for the inline views: the log's last position, views
+            conn.cursor() as live,
+        ):
             with conn.pipeline() as pipeline:
                 try:
                     self._insert_events(curs, stored_events, **rows)
                     if stored_events:
                         self._lock_table(curs)
                         self._notify_channel(curs)
+                        if inline:  # under the table lock and before our rows: committed
+                            before.execute(self.previous_position)
+                            live.execute(LIVE)
                         curs.execute(self.next_ids, (len(stored_events),), prepare=False)
                     pipeline.sync()
                     if stored_events:
@@ -116,17 +128,20 @@ class PostgresLedgerRecorder(
                 )
             tips = self._write_inbox(curs, rows.get("inbox", ()), stored_events)
             self._write_snapshots(curs, rows.get("snapshots", ()), tips)
-            folded = rows.get("folded")
-            if folded and notification_ids:
-                curs.execute(self.previous_position, (notification_ids[0],))
-                row = curs.fetchone()
+            if inline and notification_ids:
+                row = before.fetchone()
                 self.inline_views().write(
                     curs,
                     previous=row["previous"] if row else 0,
                     stored_events=stored_events,
                     notification_ids=notification_ids,
                     folded=folded,
+                    live=live_generations(live.fetchall()),
                 )
+            if conn.pgconn.status != pq.ConnStatus.OK:
+                # A view's failure was the connection's, and psycopg leaves a transaction on a
+                # lost connection without committing and without a word.
+                raise psycopg.OperationalError("the connection was lost before the commit")
         return notification_ids
 
     @contextmanager
@@ -135,25 +150,16 @@ class PostgresLedgerRecorder(
         serializes the inserts, but each writer reads (duplicates, snapshots) before it; two
         service workers recording deliveries for the same memberships would keep losing
         that race to each other and retrying. Session-level: released if the process dies.
-        Waited for at most the lock timeout (`LockNotAvailable` then), not forever."""
-        wait = f"{max(int(self.datastore.lock_timeout), 1)}s"
+        Waited for at most the lock timeout (`LockNotAvailable` then), not forever. Two
+        round trips: `take_writer_lock`, and the unlock (a broken connection has released
+        it already)."""
         with self.datastore.get_connection() as conn:
-            conn.execute(
-                "SELECT set_config('lock_timeout', %s, false), "
-                "set_config('statement_timeout', %s, false)",
-                (wait, wait),
-            )
-            try:
-                conn.execute("SELECT pg_advisory_lock(%s)", (WRITER_LOCK,))
-            finally:
-                with suppress(psycopg.Error):  # pooled: the next user gets the defaults back
-                    conn.execute("RESET lock_timeout")
-                    conn.execute("RESET statement_timeout")
+            conn.execute(take_writer_lock(self.datastore.lock_timeout))
             try:
                 yield
             finally:
-                with suppress(psycopg.Error):  # a broken connection has released it already
-                    conn.execute("SELECT pg_advisory_unlock(%s)", (WRITER_LOCK,))
+                with suppress(psycopg.Error):
+                    conn.execute(SQL("SELECT pg_advisory_unlock({0})").format(WRITER_LOCK))
 
     @contextmanager
     def reading(self) -> Iterator[Cursor[DictRow]]:
@@ -267,3 +273,13 @@ class PostgresLedgerRecorder(
                 f"%b::{types[1]}[]))",
                 [[a for a, _ in pairs], [b for _, b in pairs]],
             )
+
+
+def take_writer_lock(lock_timeout: float) -> Composed:
+    """The writers' lock in one simple-query message, one implicit transaction. PostgreSQL
+    reads ``lock_timeout`` when a wait begins, so the SET bounds the lock's wait (a refusal
+    rolls the SET back); taken, the RESET gives the pooled connection its default back."""
+    wait = f"{max(int(lock_timeout), 1)}s"
+    return SQL("SET lock_timeout = {0}; SELECT pg_advisory_lock({1}); RESET lock_timeout").format(
+        Literal(wait), WRITER_LOCK
+    )

@@ -6,8 +6,8 @@ them, read under the library's table lock."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
-from typing import Generic
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Generic
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
@@ -22,8 +22,12 @@ from projections.views import VIEWS, View
 
 logger = logging.getLogger("partner_ledger.views")
 # From this many changed memberships a batch's view rows are a bulk write (COPY on
-# PostgreSQL): the webhook's small groups keep their one round trip per view.
+# PostgreSQL): the webhook's small groups keep their few round trips.
 BULK_MEMBERSHIPS = 100
+LIVE = (
+    "SELECT view, generation, schema_version, state, position "
+    "FROM projection_generations WHERE state = 'live'"
+)
 
 
 class InlineViews(Generic[C]):
@@ -42,23 +46,33 @@ class InlineViews(Generic[C]):
         stored_events: Sequence[StoredEvent],
         notification_ids: Sequence[int],
         folded: Sequence[FoldedRow],
+        live: dict[str, Generation] | None = None,
     ) -> list[str]:
         """Move each view at ``previous`` (the log's last position before this batch, read
-        under the table lock) to the batch's last notification id with the batch's rows, each
-        in a savepoint; returns the names of the views moved. A view whose update fails is
-        rolled back to its savepoint and left to catch-up."""
+        under the table lock) to the batch's last notification id with the batch's rows: all
+        in one savepoint, or if that fails each in its own; returns the names of the views
+        moved. A view whose update fails is rolled back to its savepoint and left to
+        catch-up. ``live``: the live generations (`live_generations` of `LIVE`), when the
+        caller read them in the same transaction."""
         if not notification_ids or not folded:
             return []
-        live = self._live(cursor)
+        if live is None:
+            cursor.execute(LIVE)
+            live = live_generations(cursor.fetchall())
         membership_ids = [_uuid(event.originator_id) for event in stored_events]
         positions = last_positions(membership_ids, notification_ids)
+        due = [
+            (view, generation)
+            for view in self.views
+            if (generation := live.get(view.name)) is not None
+            # none yet, one to rebuild, or behind: catch-up's work
+            and generation.schema_version == view.schema_version
+            and generation.position == previous
+        ]
+        if len(due) > 1 and self._write_together(cursor, due, previous, positions, folded):
+            return [view.name for view, _ in due]
         moved = []
-        for view in self.views:
-            generation = live.get(view.name)
-            if generation is None or generation.schema_version != view.schema_version:
-                continue  # no view yet, or one to rebuild: catch-up's work
-            if generation.position != previous:
-                continue  # behind: catch-up's work
+        for view, generation in due:
             try:
                 with self.store.savepoint(cursor, bulk=len(folded) >= BULK_MEMBERSHIPS):
                     if self._write(cursor, view, generation, previous, positions, folded):
@@ -72,6 +86,25 @@ class InlineViews(Generic[C]):
                 )
         return moved
 
+    def _write_together(
+        self,
+        cursor: C,
+        due: Sequence[tuple[View, Generation]],
+        previous: int,
+        positions: dict[UUID, int],
+        folded: Sequence[FoldedRow],
+    ) -> bool:
+        """All the views in one savepoint, nothing to wait for before its end (two round
+        trips on PostgreSQL instead of two per view); False, all rolled back, if any of them
+        fails or moved meanwhile: then each goes on its own, and the one that fails says so."""
+        try:
+            with self.store.savepoint(cursor, bulk=len(folded) >= BULK_MEMBERSHIPS):
+                for view, generation in due:
+                    self._write(cursor, view, generation, previous, positions, folded, True)
+        except Exception:
+            return False
+        return True
+
     def _write(
         self,
         cursor: C,
@@ -80,10 +113,17 @@ class InlineViews(Generic[C]):
         previous: int,
         positions: dict[UUID, int],
         folded: Sequence[FoldedRow],
+        strict: bool = False,
     ) -> bool:
+        """The view's rows and position; ``strict``: a view switched or moved since it was
+        read fails the savepoint (`SQLRows.move_or_fail`) instead of returning False."""
         store = self.store
         end = max(positions.values())
-        if not store.move(
+        if strict:
+            store.move_or_fail(
+                cursor, view, generation, expected=previous, new=end, require_state="live"
+            )
+        elif not store.move(
             cursor, view, generation, expected=previous, new=end, require_state="live"
         ):
             return False  # switched or moved since it was read
@@ -94,17 +134,15 @@ class InlineViews(Generic[C]):
             store.add(cursor, view, generation, rows)
         return True
 
-    def _live(self, cursor: C) -> dict[str, Generation]:
-        cursor.execute(
-            "SELECT view, generation, schema_version, state, position "
-            "FROM projection_generations WHERE state = 'live'"
+
+def live_generations(rows: Iterable[Mapping[str, Any]]) -> dict[str, Generation]:
+    """The rows of `LIVE`, by view name."""
+    return {
+        row["view"]: Generation(
+            row["view"], row["generation"], row["schema_version"], row["state"], row["position"]
         )
-        return {
-            row["view"]: Generation(
-                row["view"], row["generation"], row["schema_version"], row["state"], row["position"]
-            )
-            for row in cursor.fetchall()
-        }
+        for row in rows
+    }
 
 
 def _uuid(value: UUID | str) -> UUID:

@@ -115,17 +115,37 @@ class PostgresViewStore(SQLViewStore[Cursor[DictRow]]):
             [list(column) for column in zip(*rows, strict=True)],
         )
 
+    def move_or_fail(
+        self,
+        cursor: Cursor[DictRow],
+        view: View,
+        generation: Generation,
+        *,
+        expected: int,
+        new: int,
+        require_state: str | None = None,
+    ) -> None:
+        """One statement that fails (division by zero) when nothing moved: in a pipeline,
+        nothing to wait for."""
+        cursor.execute(
+            "WITH moved AS (UPDATE projection_generations SET position = %s "
+            "WHERE view = %s AND generation = %s AND position = %s "
+            "AND state = COALESCE(%s, state) RETURNING 1) SELECT 1 / count(*) FROM moved",
+            (new, view.name, generation.number, expected, require_state),
+        )
+
     @contextmanager
     def savepoint(self, cursor: Cursor[DictRow], *, bulk: bool = False) -> Iterator[None]:
-        """A small block's statements go in one round trip (a pipeline); a bulk block's one
-        by one, so that its rows can go by COPY (7x less client CPU per row than the arrays,
-        measured on the memberships view's rows)."""
+        """A small block: two round trips (SAVEPOINT goes with the block's statements in a
+        pipeline, RELEASE after). A bulk block's statements go one by one, so that its rows
+        can go by COPY (7x less client CPU per row than the arrays, measured on the
+        memberships view's rows)."""
         connection = cursor.connection
         if bulk:
             with connection.transaction():
                 yield
             return
-        with connection.transaction(), connection.pipeline() as pipeline:
+        with connection.pipeline() as pipeline, connection.transaction():
             yield
             pipeline.sync()  # the block's errors are raised here, inside the savepoint
 

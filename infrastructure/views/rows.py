@@ -103,6 +103,23 @@ class SQLRows(Generic[C]):
         )
         return cursor.fetchone() is not None
 
+    def move_or_fail(
+        self,
+        cursor: C,
+        view: View,
+        generation: Generation,
+        *,
+        expected: int,
+        new: int,
+        require_state: str | None = None,
+    ) -> None:
+        """`move`, or `PositionConflictError`: a store that can fail the statement itself
+        instead (PostgreSQL) sends it without waiting for its result."""
+        if not self.move(
+            cursor, view, generation, expected=expected, new=new, require_state=require_state
+        ):
+            raise PositionConflictError(f"view {view.name} moved past position {expected}")
+
     def replace(
         self,
         cursor: C,

@@ -12,13 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import DataError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from domain.decode import parse_all
+from domain.errors import PositionConflictError
 from domain.ledger import Ledger
 from domain.notifications import Notification
 from domain.services import Recording
+from infrastructure.http.writer import TRANSIENT_ERRORS
 from infrastructure.settings import Settings
 from infrastructure.views.inline import BULK_MEMBERSHIPS
 from infrastructure.wiring import open_ledger
@@ -218,3 +221,49 @@ def test_a_tallys_rows_of_one_key_add_up_to_one_row(
     with store.transaction() as cursor:  # type: ignore[attr-defined]
         store.add(cursor, view, generation, [(*key, 10, "m-7")])  # type: ignore[attr-defined]
     assert [row["events"] for row in rows(projector, view)] == [e + 10 for e in expected]
+
+
+def test_a_view_moved_since_it_was_read_fails_the_strict_move_and_keeps_its_position(
+    ledger: Ledger,
+) -> None:
+    # Given the views built on an empty log (position 0)
+    projector = Projector(ledger)
+    projector.catch_up()
+    store = ledger.recorder.inline_views().store  # type: ignore[attr-defined]
+    generation = store.live(EXPIRY)
+    assert generation is not None and generation.position == 0
+    # When the inline writer expects it elsewhere (another writer moved it), the strict move
+    # fails its transaction instead of moving it
+    refusals = (PositionConflictError, DataError)  # SQLite's check, PostgreSQL's statement
+    with pytest.raises(refusals), store.transaction() as cursor:
+        store.move_or_fail(cursor, EXPIRY, generation, expected=5, new=9, require_state="live")
+    assert positions(projector)[EXPIRY.name] == 0
+    # And where it does stand, the strict move moves it
+    with store.transaction() as cursor:
+        store.move_or_fail(cursor, EXPIRY, generation, expected=0, new=9, require_state="live")
+    assert positions(projector)[EXPIRY.name] == 9
+
+
+def test_a_view_that_loses_the_connection_fails_the_batch_instead_of_answering_uncommitted(
+    postgres_url: str,
+) -> None:
+    # Given a ledger whose expiry view ends its own session when a row is written to it (an
+    # outage in the middle of the inline views)
+    with open_ledger(Settings(db=postgres_url)) as ledger:
+        projector = Projector(ledger)
+        projector.catch_up()
+        table = projector.store.live(EXPIRY).table  # type: ignore[union-attr]
+        execute(
+            projector,
+            [
+                "CREATE FUNCTION end_session() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; END $$",
+                f"CREATE TRIGGER end_session BEFORE INSERT ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION end_session()",
+            ],
+        )
+        # When a batch is recorded, it fails as the webhook's transient errors do (a 429, sent
+        # again later), instead of being answered as recorded: nothing was committed
+        with pytest.raises(TRANSIENT_ERRORS, match="connection"):
+            Recording(ledger).record(generated(5, seed=3))
+        assert projector.last_position() == 0
