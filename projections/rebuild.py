@@ -81,7 +81,9 @@ class Rebuilding(RunnerBase):
 
     def _new_generation(self, view: View) -> Generation:
         for orphan in self.store.generations(view):
-            if orphan.state == "building":  # left by a rebuild that was killed
+            # Left by a rebuild that was killed: before its switch (building), or after it,
+            # before it dropped the generation it had replaced (retired; no reader's).
+            if orphan.state in ("building", "retired"):
                 self.store.drop(orphan)
         return self.store.create_generation(view)
 

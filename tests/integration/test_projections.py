@@ -346,3 +346,22 @@ def insert_poison_event(ledger: Ledger) -> Any:
             (originator, "partner_ledger.PartnerMembership.NoSuchEvent", b"{not json"),
         )
     return poison
+
+
+@pytest.mark.parametrize("left", ["building", "retired"])
+def test_a_rebuild_drops_what_a_killed_rebuild_left(ledger: Ledger, left: str) -> None:
+    # Given a view rebuilt once, and what a rebuild killed midway leaves: a generation still
+    # being built (killed before its switch), or the one it replaced, switched away from but
+    # not dropped (killed after its switch)
+    ledger.receive(generated(60, seed=31))
+    projector = Projector(ledger)
+    projector.rebuild(MEMBERSHIPS)
+    store = projector.store
+    orphan = store.create_generation(MEMBERSHIPS)
+    if left == "retired":
+        store.switch(MEMBERSHIPS, orphan)
+    assert sorted(g.state for g in store.generations(MEMBERSHIPS)) == sorted(["live", left])
+    # When the view is rebuilt again
+    projector.rebuild(MEMBERSHIPS)
+    # Then only the new live generation is left
+    assert [g.state for g in store.generations(MEMBERSHIPS)] == ["live"]
