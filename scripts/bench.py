@@ -567,13 +567,16 @@ def bench_webhook(admin_url: str, load: tuple[int, int, float]) -> list[dict[str
                 scratch_database(admin_url, f"webhook_{system}_{workers}") as db_url,
                 serving(system, db_url, workers, concurrency, Path(scratch)) as (url, group),
             ):
-                cpu = group_cpu_seconds(group)
+                cpu, database = group_cpu_seconds(group), postgres_cpu_seconds()
                 target = ["--url", f"{url}/webhooks/capillary", "--json", str(result)]
                 subprocess.run([*load, *target], check=True, timeout=seconds + 120)
                 cpu = group_cpu_seconds(group) - cpu
+                database = postgres_cpu_seconds() - database
             run = runs[system, workers] = json.loads(result.read_text())
+            acknowledged = max(run["acknowledged"], 1)
             run["server_cpu_seconds"] = round(cpu, 3)
-            run["server_cpu_ms_per_ack"] = round(cpu * 1e3 / max(run["acknowledged"], 1), 3)
+            run["server_cpu_ms_per_ack"] = round(cpu * 1e3 / acknowledged, 3)
+            run["postgres_cpu_ms_per_ack"] = round(database * 1e3 / acknowledged, 3)
             print(f"webhook {system} --workers {workers}: {json.dumps(run)}", file=sys.stderr)
     (ours_w, ours), (base_w, base) = (
         max(((w, r) for (s, w), r in runs.items() if s == system), key=lambda x: x[1]["throughput"])
@@ -595,6 +598,14 @@ def bench_webhook(admin_url: str, load: tuple[int, int, float]) -> list[dict[str
             "webhook server CPU ms per acknowledged",
             ours["server_cpu_ms_per_ack"],
             base["server_cpu_ms_per_ack"],
+            "-",
+            True,
+            unit="ms",
+        ),
+        figure(
+            "webhook PostgreSQL CPU ms per acknowledged",
+            ours["postgres_cpu_ms_per_ack"],
+            base["postgres_cpu_ms_per_ack"],
             "-",
             True,
             unit="ms",
