@@ -69,12 +69,13 @@ class InlineViews(Generic[C]):
             and generation.schema_version == view.schema_version
             and generation.position == previous
         ]
-        if len(due) > 1 and self._write_together(cursor, due, previous, positions, folded):
+        bulk = len(folded) >= BULK_MEMBERSHIPS
+        if len(due) > 1 and self._write_together(cursor, due, previous, positions, folded, bulk):
             return [view.name for view, _ in due]
         moved = []
         for view, generation in due:
             try:
-                with self.store.savepoint(cursor, bulk=len(folded) >= BULK_MEMBERSHIPS):
+                with self.store.savepoint(cursor, bulk=bulk):
                     if self._write(cursor, view, generation, previous, positions, folded):
                         moved.append(view.name)
             except Exception as error:  # the view stays behind: catch-up writes it, or
@@ -93,12 +94,13 @@ class InlineViews(Generic[C]):
         previous: int,
         positions: dict[UUID, int],
         folded: Sequence[FoldedRow],
+        bulk: bool,
     ) -> bool:
         """All the views in one savepoint, nothing to wait for before its end (two round
         trips on PostgreSQL instead of two per view); False, all rolled back, if any of them
         fails or moved meanwhile: then each goes on its own, and the one that fails says so."""
         try:
-            with self.store.savepoint(cursor, bulk=len(folded) >= BULK_MEMBERSHIPS):
+            with self.store.savepoint(cursor, bulk=bulk):
                 for view, generation in due:
                     self._write(cursor, view, generation, previous, positions, folded, True)
         except Exception:
