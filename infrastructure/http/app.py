@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from fastapi.telemetry import TelemetryConfig
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -43,6 +44,17 @@ not JSON). A 200 or 400 is sent only after the commit. 429 (or 503, as configure
 Retry-After means nothing was confirmed: retrying is always safe, since duplicates are recognised.
 """
 access_log = logging.getLogger("partner_ledger.http.access")
+# FastAPI's own OpenTelemetry is on by default: it traces every request (spans carry the path,
+# which holds customer ids), records exception messages, and with FASTAPI_OTEL_AUTO_CONFIGURE
+# in the environment exports all of it to whatever OTEL_EXPORTER_OTLP_ENDPOINT names. What the
+# service tells the outside is what our validated settings say (the access log, /metrics): off.
+NO_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+    "auto_configure": False,
+}
 
 
 def create_app(config: HttpConfig, settings: Settings) -> FastAPI:
@@ -72,6 +84,7 @@ def create_app(config: HttpConfig, settings: Settings) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        telemetry=NO_TELEMETRY,
     )
     webhooks = webhook_router(config)
     app.include_router(webhooks)
