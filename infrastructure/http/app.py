@@ -169,7 +169,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 class AccessLog:
     """One line per request with the route's template, never the path itself: paths hold
-    customer ids, and query strings are not logged either."""
+    customer ids, and query strings are not logged either. Deliveries answered 200 are the
+    exception: the writer says them in one line per commit (`logs.committed_group`), since
+    a line per delivery was a tenth of the webhook's throughput at 64 senders."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -191,10 +193,11 @@ class AccessLog:
             await self.app(scope, receive, recording)
         finally:
             route = getattr(scope.get("route"), "path", "(no route)")
-            access_log.info(
-                "%s %s %d %.1f ms",
-                scope["method"],
-                route,
-                status,
-                (time.perf_counter() - started) * 1000,
-            )
+            if status != 200 or route != PATH:  # a delivery answered 200: in its group's line
+                access_log.info(
+                    "%s %s %d %.1f ms",
+                    scope["method"],
+                    route,
+                    status,
+                    (time.perf_counter() - started) * 1000,
+                )

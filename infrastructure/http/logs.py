@@ -4,7 +4,7 @@ At the open-file limit the service once wrote 56 MB of one identical traceback i
 `RepeatFilter` on every handler lets through at most ``burst`` identical records (logger, level,
 first line of the message, exception type) per ``window`` seconds; the first one let through
 after a quiet spell says how many were left out. The access log is exempt: each of its lines is
-one request.
+one request, or one commit of deliveries (`committed_group`).
 """
 
 from __future__ import annotations
@@ -12,11 +12,18 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from typing import Any
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from domain.rows import Outcome
 
 BURST = 5
 WINDOW_SECONDS = 10.0
-EXEMPT = ("partner_ledger.http.access",)
+Status = Literal["recorded", "duplicate", "quarantined"]
+ACCESS_LOG = logging.getLogger("partner_ledger.http.access")
+EXEMPT = (ACCESS_LOG.name,)
+STATUSES: tuple[Status, ...] = ("recorded", "duplicate", "quarantined")
 
 
 class RepeatFilter(logging.Filter):
@@ -63,3 +70,17 @@ def log_config() -> dict[str, Any]:
     for name in ("partner_ledger", "asyncio"):
         config["loggers"][name] = {"handlers": ["default"], "level": "INFO", "propagate": False}
     return config
+
+
+def committed_group(outcomes: Sequence[Outcome], seconds: float) -> None:
+    """The access log's line for the deliveries of one commit, which are answered 200 (and
+    400 for a body that is not JSON, which also has a line of its own): how many, what became
+    of them, how long the commit took. One line per commit instead of one per delivery: at a
+    few thousand deliveries a second, those lines cost the event loop a tenth of its time."""
+    counts = Counter(outcome.status for outcome in outcomes)
+    ACCESS_LOG.info(
+        "POST /webhooks/capillary: %d committed (%s) in %.1f ms",
+        len(outcomes),
+        ", ".join(f"{counts[status]} {status}" for status in STATUSES if counts[status]),
+        seconds * 1000,
+    )

@@ -14,12 +14,13 @@ commit waiting on a lock, a database that does not answer), the process exits by
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from types import FrameType
@@ -27,9 +28,11 @@ from typing import Any
 
 from domain import services
 from domain.ledger import Ledger
+from domain.rows import Outcome
 from infrastructure.http.checkpoints import Checkpointer
 from infrastructure.http.config import HttpConfig
 from infrastructure.http.freshness import Follower, Positions, ViewWatcher, live_positions
+from infrastructure.http.logs import committed_group
 from infrastructure.http.metrics import Metrics, StoreState
 from infrastructure.http.threads import in_daemon_thread
 from infrastructure.http.writer import GroupCommitWriter
@@ -99,7 +102,7 @@ async def running_service(
             max_pending=config.max_pending,
             max_pending_bytes=config.max_pending_bytes,
             group_wait=config.group_wait_seconds,
-            on_group=metrics.observe_group,
+            on_group=functools.partial(_committed, metrics),
         )
         service = Service(
             config=config,
@@ -136,6 +139,12 @@ async def running_service(
                 await asyncio.wait_for(in_daemon_thread(closing.close), CLOSE_SECONDS)
             except TimeoutError:
                 logger.warning("shutdown: the ledger did not close within %g s", CLOSE_SECONDS)
+
+
+def _committed(metrics: Metrics, outcomes: Sequence[Outcome], seconds: float) -> None:
+    """What the service does with each committed group: its metrics and its log line."""
+    metrics.observe_group(len(outcomes), seconds)
+    committed_group(outcomes, seconds)
 
 
 def _drain_on_signals(service: Service, *, delay: float) -> None:

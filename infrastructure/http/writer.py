@@ -40,7 +40,8 @@ from domain.ledger import ConcurrencyError, Outcome
 from infrastructure.storage_errors import STORAGE_ERRORS
 
 Receive = Callable[[Sequence[bytes]], list[Outcome]]
-GroupObserver = Callable[[int, float], None]
+GroupObserver = Callable[[Sequence[Outcome], float], None]
+"""Hears each committed group: its outcomes, in order, and how long its commit took (s)."""
 
 # Not committed, for the database's reasons (not a bug in one payload): retry later.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -235,7 +236,7 @@ class GroupCommitWriter:
                 return functools.partial(_fail_all, futures, error)
             return functools.partial(_answer_all, [self._commit([item]) for item in group])
         if self._on_group is not None:
-            self._on_group(len(group), time.perf_counter() - started)
+            self._on_group(outcomes, time.perf_counter() - started)
         # One wake-up of the loop for the whole group, not one per request.
         return functools.partial(_resolve, futures, outcomes)
 

@@ -45,7 +45,7 @@ def committed_groups(
         writer = GroupCommitWriter(
             Recording(ledger).record,
             group_wait=group_wait,
-            on_group=lambda size, seconds: sizes.append(size),
+            on_group=lambda outcomes, seconds: sizes.append(len(outcomes)),
         )
         writer.start()
         try:
