@@ -132,7 +132,8 @@ class GroupCommitWriter:
         database's (`StorageUnavailableError` and friends) or `WriterUnavailableError`."""
         if self._closed:
             raise WriterUnavailableError("the service is shutting down")
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Outcome] = loop.create_future()
         try:
             self._queue.put_nowait(_Pending(payload, future))
         except asyncio.QueueFull:
@@ -142,16 +143,15 @@ class GroupCommitWriter:
         self._waiting.add(future)
         if self._wanted and self._queue.qsize() >= self._wanted:
             self._enough.set()
+        # A timer on the future itself, not wait_for(shield(...)): the same deadline for a
+        # fifth of the event loop's work per delivery. A future that is done (expired, or
+        # cancelled with its request) and not yet taken is skipped; one already in a commit
+        # may still be recorded, and the sender's retry is then answered as a duplicate.
+        expiry = loop.call_later(timeout, _expire, future, timeout)
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
-        except TimeoutError:
-            # Not yet taken: it will be skipped. Already in a commit: it may still be
-            # recorded, and the sender's retry will then be answered as a duplicate.
-            future.cancel()
-            raise WriterUnavailableError(
-                f"the commit was not confirmed within {timeout:g} s"
-            ) from None
+            return await future
         finally:
+            expiry.cancel()
             self._waiting.discard(future)
 
     async def close(self, *, timeout: float) -> None:
@@ -268,6 +268,10 @@ def _answer_all(answers: list[Callable[[], None]]) -> None:
 def _fail_all(futures: list[asyncio.Future[Outcome]], error: BaseException) -> None:
     for future in futures:
         _fail(future, error)
+
+
+def _expire(future: asyncio.Future[Outcome], timeout: float) -> None:
+    _fail(future, WriterUnavailableError(f"the commit was not confirmed within {timeout:g} s"))
 
 
 def _fail(future: asyncio.Future[Outcome], error: BaseException) -> None:

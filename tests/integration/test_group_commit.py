@@ -6,12 +6,13 @@ does not wait."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Sequence
 
-from domain.ledger import Ledger
+from domain.ledger import Ledger, Outcome
 from domain.services import Recording
-from infrastructure.http.writer import GroupCommitWriter
+from infrastructure.http.writer import GroupCommitWriter, WriterUnavailableError
 from tests.conftest import generated
 
 TIMEOUT = 10.0  # well below the writer's wait below: a delivery held by it would fail
@@ -99,3 +100,46 @@ def test_a_lone_delivery_after_a_group_of_one_is_committed_without_waiting(
     sizes = committed_groups(ledger, payloads[:1], payloads[1:], group_wait=60.0)
     # Then each is committed at once (a wait would have failed its submit after 10 s)
     assert sizes == [1, 1]
+
+
+def test_a_delivery_not_confirmed_in_time_fails_and_one_not_yet_taken_is_skipped(
+    ledger: Ledger,
+) -> None:
+    # Given a writer whose first commit is held until released, on a real ledger
+    first, late, after = generated(3, seed=5)
+    release = threading.Event()
+    received: list[list[bytes]] = []
+
+    def held(payloads: Sequence[bytes]) -> list[Outcome]:
+        received.append(list(payloads))
+        if len(received) == 1:
+            release.wait(TIMEOUT)
+        return Recording(ledger).record(payloads)
+
+    async def scenario() -> tuple[BaseException | None, BaseException | None, Outcome]:
+        writer = GroupCommitWriter(held)
+        writer.start()
+        try:
+            committing = asyncio.ensure_future(writer.submit(first, timeout=0.2))
+            await asyncio.sleep(0.05)  # taken into the held commit
+            waiting = asyncio.ensure_future(writer.submit(late, timeout=0.2))
+            errors = await asyncio.gather(committing, waiting, return_exceptions=True)
+            release.set()
+            outcome = await writer.submit(after, timeout=TIMEOUT)
+        finally:
+            await writer.close(timeout=TIMEOUT)
+        first_error, late_error = (e if isinstance(e, BaseException) else None for e in errors)
+        return first_error, late_error, outcome
+
+    # When both deliveries' deadlines pass while the first commit is held
+    first_error, late_error, outcome = asyncio.run(scenario())
+    # Then both senders are told to retry, in one sentence
+    for error in (first_error, late_error):
+        assert isinstance(error, WriterUnavailableError)
+        assert str(error) == "the commit was not confirmed within 0.2 s"
+    # and the held commit still went through, the expired delivery never reached a commit,
+    # and the writer goes on with the next one
+    assert outcome.status == "recorded"
+    assert received == [[first], [after]]
+    statuses = [o.status for o in Recording(ledger).record([first, late, after])]
+    assert statuses == ["duplicate", "recorded", "duplicate"]
