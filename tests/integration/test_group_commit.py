@@ -121,7 +121,8 @@ def test_a_delivery_not_confirmed_in_time_fails_and_one_not_yet_taken_is_skipped
         writer.start()
         try:
             committing = asyncio.ensure_future(writer.submit(first, timeout=0.2))
-            await asyncio.sleep(0.05)  # taken into the held commit
+            await asyncio.sleep(0)  # the submit runs: its payload is queued
+            await taken(writer)  # and taken into the held commit
             waiting = asyncio.ensure_future(writer.submit(late, timeout=0.2))
             errors = await asyncio.gather(committing, waiting, return_exceptions=True)
             release.set()
