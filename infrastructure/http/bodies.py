@@ -1,12 +1,30 @@
 """A delivery's body, read within bounds: at most ``max_body_bytes`` (None as soon as it is
 known to be larger), and only while the process's byte budget for bodies waiting to be
-committed has room (`OverBudgetError` otherwise; the writer's `ByteBudget`)."""
+committed has room (`OverBudgetError` otherwise; the process's `ByteBudget`, which its writer
+keeps)."""
 
 from __future__ import annotations
 
 from fastapi import Request
 
-from infrastructure.http.writer import ByteBudget
+
+class ByteBudget:
+    """Bytes of request bodies a process holds at once (read, queued or being committed).
+    Used from the event loop only, so it needs no lock."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def take(self, size: int) -> bool:
+        """Reserve ``size`` bytes; False (nothing reserved) when that would exceed the limit."""
+        if self.used + size > self.limit:
+            return False
+        self.used += size
+        return True
+
+    def give(self, size: int) -> None:
+        self.used = max(self.used - size, 0)
 
 
 class OverBudgetError(Exception):

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 from domain.errors import LedgerError, StorageUnavailableError, first_line
 from domain.ledger import ConcurrencyError, Outcome
+from infrastructure.http.bodies import ByteBudget
 from infrastructure.storage_errors import STORAGE_ERRORS
 
 Receive = Callable[[Sequence[bytes]], list[Outcome]]
@@ -61,25 +62,6 @@ class WriterUnavailableError(LedgerError):
 class _Pending:
     payload: bytes
     future: asyncio.Future[Outcome] = field(repr=False)
-
-
-class ByteBudget:
-    """Bytes of request bodies a process holds at once (read, queued or being committed).
-    Used from the event loop only, so it needs no lock."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.used = 0
-
-    def take(self, size: int) -> bool:
-        """Reserve ``size`` bytes; False (nothing reserved) when that would exceed the limit."""
-        if self.used + size > self.limit:
-            return False
-        self.used += size
-        return True
-
-    def give(self, size: int) -> None:
-        self.used = max(self.used - size, 0)
 
 
 class GroupCommitWriter:
