@@ -11,11 +11,14 @@ if TYPE_CHECKING:
     from domain.membership import Fact, MembershipState
 
 
+OutcomeStatus = Literal["recorded", "duplicate", "quarantined"]
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What became of one payload."""
 
-    status: Literal["recorded", "duplicate", "quarantined"]
+    status: OutcomeStatus
     position: int | None = None
     reason: str | None = None
     detail: str | None = None

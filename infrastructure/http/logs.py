@@ -14,16 +14,15 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, get_args
 
-from domain.rows import Outcome
+from domain.rows import Outcome, OutcomeStatus
 
 BURST = 5
 WINDOW_SECONDS = 10.0
-Status = Literal["recorded", "duplicate", "quarantined"]
 ACCESS_LOG = logging.getLogger("partner_ledger.http.access")
 EXEMPT = (ACCESS_LOG.name,)
-STATUSES: tuple[Status, ...] = ("recorded", "duplicate", "quarantined")
+STATUSES: tuple[OutcomeStatus, ...] = get_args(OutcomeStatus)  # in the line's order
 
 
 class RepeatFilter(logging.Filter):

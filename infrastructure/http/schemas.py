@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse
 
 from domain.errors import Reason
 from domain.membership import Status
+from domain.rows import OutcomeStatus
 
 
 class LedgerJSONResponse(JSONResponse):
@@ -27,7 +28,7 @@ class LedgerJSONResponse(JSONResponse):
 class Receipt(BaseModel):
     """What became of one delivered notification."""
 
-    status: Literal["recorded", "duplicate", "quarantined"]
+    status: OutcomeStatus
     position: int | None = Field(None, description="recorded: its position in the log")
     reason: Reason | None = Field(None, description="quarantined: the reason code")
     id: str | None = Field(None, description="quarantined: the quarantine entry's id")
