@@ -107,7 +107,7 @@ class PostgresLedgerRecorder(
                         if inline:  # under the table lock and before our rows: committed
                             before.execute(self.previous_position)
                             live.execute(LIVE)
-                        curs.execute(self.next_ids, (len(stored_events),), prepare=False)
+                        curs.execute(self.next_ids, (len(stored_events),))
                     pipeline.sync()
                     if stored_events:
                         notification_ids = [row["id"] for row in curs.fetchall()]
@@ -228,9 +228,7 @@ class PostgresLedgerRecorder(
             arrays=SQL(", ").join(SQL("%b::{}[]").format(SQL(kind)) for kind in types),
             suffix=SQL(suffix),
         )
-        # Never prepared: a statement prepared in a pipeline that a refused row aborts is
-        # taken for prepared by psycopg, and its next use fails ("does not exist").
-        curs.execute(sql, [list(column) for column in zip(*rows, strict=True)], prepare=False)
+        curs.execute(sql, [list(column) for column in zip(*rows, strict=True)])
 
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any

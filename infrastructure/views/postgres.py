@@ -81,6 +81,11 @@ class PostgresViewStore(SQLViewStore[Cursor[DictRow]]):
             columns,
         )
 
+    def _memberships_in(self, ids: Sequence[str]) -> Iterator[tuple[str, Sequence[Any]]]:
+        """One array parameter: the same statement text whatever the number of memberships,
+        so the connection prepares it once (psycopg does after five uses)."""
+        yield "membership_id = ANY(%s)", [list(ids)]
+
     def move_or_fail(
         self,
         cursor: Cursor[DictRow],

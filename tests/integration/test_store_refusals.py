@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -41,6 +42,34 @@ def linked(event_id: str, customer: int) -> bytes:
             },
         }
     ).encode()
+
+
+def with_email(payload: bytes, email: str) -> bytes:
+    """The payload with an in-store email among its identifiers (sealed with the customer's
+    key: a customer's first such payload makes the key)."""
+    data = json.loads(payload)
+    data["data"]["customerIdentifiers"]["instore"] = {"email": email}
+    return json.dumps(data).encode()
+
+
+def prepared_on_a_pooled_connection(ledger: Ledger, statement: str) -> bool:
+    """Whether a connection idle in the ledger's pool has prepared a statement like
+    ``statement`` (all taken at once, so that each is asked: the pool gives the writes the
+    same connection again, the reads others)."""
+    datastore = ledger.recorder.datastore  # type: ignore[attr-defined]
+    with ExitStack() as stack:
+        connections = [
+            stack.enter_context(datastore.get_connection())
+            for _ in range(datastore.pool.get_stats()["pool_available"])
+        ]
+        return any(
+            conn.execute(
+                "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE %s",
+                (statement,),
+            ).fetchone()["n"]
+            == 1
+            for conn in connections
+        )
 
 
 def refuse_marked(db_url: str, *, sqlstate: str = "22023") -> None:
@@ -191,3 +220,53 @@ def test_a_number_out_of_the_databases_range_is_a_refusal_and_nothing_is_written
 
     assert ledger.store.counts()["recorded"] == 0
     assert ledger.store.select_streams([membership]) == {}
+
+
+@pytest.mark.parametrize("table", ["ledger_customer_keys", "ledger_heads"])
+def test_a_refusal_after_the_writes_statements_are_prepared_leaves_them_usable(
+    postgres_url: str, table: str
+) -> None:
+    """psycopg prepares a statement on a connection from its fifth use. A refusal aborts the
+    write's pipeline (the new customer keys go in it, before the table lock) or its
+    transaction (the heads, after the COPYs) while those statements are prepared; the
+    batches after it, on the same pooled connections, use them again and are recorded."""
+    from infrastructure.settings import Settings
+    from infrastructure.wiring import open_ledger
+
+    marked = 999
+    with open_ledger(Settings(db=postgres_url)) as ledger:
+        # Many more single-notification batches than five: the connection the pool gives
+        # the writes has prepared their statements.
+        for customer in range(1, 61):  # each a new customer with an email: a new key
+            warm = with_email(linked(f"warm-{customer}", customer), f"{customer}@example.com")
+            assert ledger.receive([warm])[0].status == "recorded"
+        assert prepared_on_a_pooled_connection(ledger, f'INSERT INTO "{table}"%')
+        column = "customer_id" if table == "ledger_customer_keys" else "originator_version"
+        value = marked if table == "ledger_customer_keys" else 2
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(
+                "CREATE FUNCTION refuse_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                f"IF NEW.{column} = {value} THEN "
+                "RAISE EXCEPTION 'marked value refused' USING ERRCODE = '22023'; END IF; "
+                "RETURN NEW; END $$"
+            )
+            conn.execute(
+                f"CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON {table} FOR EACH ROW "
+                "EXECUTE FUNCTION refuse_row()"
+            )
+        # Keys: a new customer with an email to seal, refused. Heads: a second event, a day
+        # later, of customer 5's membership.
+        refused = json.loads(linked("refused", marked if table == "ledger_customer_keys" else 5))
+        refused["createdAt"] += 86_400_000
+        batch = [linked(f"ok-{n}", 1000 + n) for n in range(8)]
+        batch[3] = with_email(json.dumps(refused).encode(), "refused@example.com")
+
+        outcomes = ledger.receive(batch)
+
+        assert [o.status for o in outcomes].count("recorded") == 7
+        assert outcomes[3].reason == "STORE_REFUSED"
+        for n in range(60):  # new customers with emails again: the same statements
+            after = with_email(linked(f"after-{n}", 2000 + n), f"after-{n}@example.com")
+            outcome = ledger.receive([after])[0]
+            assert outcome.status == "recorded", outcome
+        assert ledger.store.counts()["recorded"] == 60 + 7 + 60
