@@ -81,10 +81,24 @@ class PostgresViewStore(SQLViewStore[Cursor[DictRow]]):
             columns,
         )
 
-    def _memberships_in(self, ids: Sequence[str]) -> Iterator[tuple[str, Sequence[Any]]]:
-        """One array parameter: the same statement text whatever the number of memberships,
-        so the connection prepares it once (psycopg does after five uses)."""
-        yield "membership_id = ANY(%s)", [list(ids)]
+    def replace(
+        self,
+        cursor: Cursor[DictRow],
+        view: View,
+        generation: Generation,
+        replaced: Sequence[str],
+        rows: Sequence[Row],
+    ) -> None:
+        """The rows of the ``replaced`` memberships become ``rows``: their old rows deleted in
+        one statement with one array parameter, planned for each batch (never prepared: a
+        generic plan made while the table was small scans it whole once it has grown, which
+        took PostgreSQL's CPU per webhook delivery from 0.25 to 0.45 ms over 50,000)."""
+        cursor.execute(
+            f"DELETE FROM {generation.table} WHERE membership_id = ANY(%s)",
+            (list(replaced),),
+            prepare=False,
+        )
+        self._insert(cursor, view, generation, rows)
 
     def move_or_fail(
         self,

@@ -4,7 +4,7 @@ views (`infrastructure.views.inline`) use in the ledger's write transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Generic, TypeVar
 
@@ -129,16 +129,16 @@ class SQLRows(Generic[C]):
         rows: Sequence[Row],
     ) -> None:
         """The rows of the ``replaced`` memberships become ``rows``."""
-        for clause, params in self._memberships_in(replaced):
-            cursor.execute(self._sql(f"DELETE FROM {generation.table} WHERE {clause}"), params)
+        for start in range(0, len(replaced), 500):
+            chunk = replaced[start : start + 500]
+            cursor.execute(
+                self._sql(
+                    f"DELETE FROM {generation.table} WHERE membership_id IN "
+                    f"({', '.join(['%s'] * len(chunk))})"
+                ),
+                chunk,
+            )
         self._insert(cursor, view, generation, rows)
-
-    def _memberships_in(self, ids: Sequence[str]) -> Iterator[tuple[str, Sequence[Any]]]:
-        """``membership_id`` among ``ids``: conditions and their parameters, in chunks of 500
-        (a statement's text changes with its number of parameters)."""
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            yield f"membership_id IN ({', '.join(['%s'] * len(chunk))})", chunk
 
     def add(self, cursor: C, view: View, generation: Generation, rows: Sequence[Row]) -> None:
         """Rows of a view with a tally: each adds its count to the stored row of its key (or
