@@ -64,6 +64,17 @@ class LedgerStore(AuditStore, Protocol):
         occurred_to_ms: int | None = None,
     ) -> list[UUID]: ...
 
+    def count_memberships(
+        self,
+        *,
+        org_id: int | None = None,
+        partner_program_id: int | None = None,
+        recorded_from_us: int | None = None,
+        recorded_to_us: int | None = None,
+    ) -> int:
+        """How many memberships `membership_keys` would return for these bounds."""
+        ...
+
     def quarantined(self, *, include_resolved: bool = False) -> list[dict[str, Any]]: ...
 
     def quarantine_entry(self, id_prefix: str) -> list[dict[str, Any]]: ...

@@ -91,18 +91,9 @@ class RecordedQueries(QueryBase[D]):
         occurred_to_ms: int | None = None,
     ) -> list[UUID]:
         """Memberships with at least one event matching every given bound, in key order."""
-        conditions, params = [], []
-        for clause, value in (
-            ("org_id = %s", org_id),
-            ("partner_program_id = %s", partner_program_id),
-            ("recorded_at_us >= %s", recorded_from_us),
-            ("recorded_at_us <= %s", recorded_to_us),
-            ("occurred_at_ms <= %s", occurred_to_ms),
-        ):
-            if value is not None:
-                conditions.append(clause)
-                params.append(value)
-        where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+        where, params = _bounds(
+            org_id, partner_program_id, recorded_from_us, recorded_to_us, occurred_to_ms
+        )
         rows = self.query(
             "SELECT originator_id, org_id, customer_id, partner_program_id FROM ledger_inbox "
             f"{where}GROUP BY originator_id, org_id, customer_id, partner_program_id "
@@ -110,3 +101,42 @@ class RecordedQueries(QueryBase[D]):
             params,
         )
         return [UUID(str(row["originator_id"])) for row in rows]
+
+    def count_memberships(
+        self,
+        *,
+        org_id: int | None = None,
+        partner_program_id: int | None = None,
+        recorded_from_us: int | None = None,
+        recorded_to_us: int | None = None,
+    ) -> int:
+        """How many memberships `membership_keys` would return for these bounds, counted by
+        the database: one row back instead of one per membership."""
+        where, params = _bounds(org_id, partner_program_id, recorded_from_us, recorded_to_us)
+        (row,) = self.query(
+            f"SELECT COUNT(DISTINCT originator_id) AS memberships FROM ledger_inbox {where}",
+            params,
+        )
+        return int(row["memberships"])
+
+
+def _bounds(
+    org_id: int | None,
+    partner_program_id: int | None,
+    recorded_from_us: int | None,
+    recorded_to_us: int | None,
+    occurred_to_ms: int | None = None,
+) -> tuple[str, list[int]]:
+    """The inbox rows within every given bound: a WHERE clause (or nothing) and its values."""
+    conditions, params = [], []
+    for clause, value in (
+        ("org_id = %s", org_id),
+        ("partner_program_id = %s", partner_program_id),
+        ("recorded_at_us >= %s", recorded_from_us),
+        ("recorded_at_us <= %s", recorded_to_us),
+        ("occurred_at_ms <= %s", occurred_to_ms),
+    ):
+        if value is not None:
+            conditions.append(clause)
+            params.append(value)
+    return (f"WHERE {' AND '.join(conditions)} " if conditions else ""), params
