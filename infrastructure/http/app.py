@@ -7,7 +7,6 @@ Nothing is opened at import time: the ledger is opened by the lifespan, once per
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from domain.errors import StorageUnavailableError
 from infrastructure.http import dashboard, docs_page, operations, overview, reads
 from infrastructure.http.config import HttpConfig
+from infrastructure.http.logs import ACCESS_LOG
 from infrastructure.http.metrics import Metrics
 from infrastructure.http.protocol import Guard
 from infrastructure.http.schemas import LedgerJSONResponse, ValidationProblem
@@ -43,7 +43,6 @@ or quarantined with its raw bytes (200 with the reason and quarantine id; 400 wh
 not JSON). A 200 or 400 is sent only after the commit. 429 (or 503, as configured) with
 Retry-After means nothing was confirmed: retrying is always safe, since duplicates are recognised.
 """
-access_log = logging.getLogger("partner_ledger.http.access")
 # FastAPI's own OpenTelemetry is on by default: it traces every request (spans carry the path,
 # which holds customer ids), records exception messages, and with FASTAPI_OTEL_AUTO_CONFIGURE
 # in the environment exports all of it to whatever OTEL_EXPORTER_OTLP_ENDPOINT names. What the
@@ -194,7 +193,7 @@ class AccessLog:
         finally:
             route = getattr(scope.get("route"), "path", "(no route)")
             if status != 200 or route != PATH:  # a delivery answered 200: in its group's line
-                access_log.info(
+                ACCESS_LOG.info(
                     "%s %s %d %.1f ms",
                     scope["method"],
                     route,

@@ -129,8 +129,13 @@ class SQLRows(Generic[C]):
         rows: Sequence[Row],
     ) -> None:
         """The rows of the ``replaced`` memberships become ``rows``."""
-        for start in range(0, len(replaced), 500):
-            chunk = replaced[start : start + 500]
+        self._delete_memberships(cursor, generation, replaced)
+        self._insert(cursor, view, generation, rows)
+
+    def _delete_memberships(self, cursor: C, generation: Generation, ids: Sequence[str]) -> None:
+        """The rows of these memberships, deleted: a list of placeholders, 500 at a time."""
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
             cursor.execute(
                 self._sql(
                     f"DELETE FROM {generation.table} WHERE membership_id IN "
@@ -138,7 +143,6 @@ class SQLRows(Generic[C]):
                 ),
                 chunk,
             )
-        self._insert(cursor, view, generation, rows)
 
     def add(self, cursor: C, view: View, generation: Generation, rows: Sequence[Row]) -> None:
         """Rows of a view with a tally: each adds its count to the stored row of its key (or
